@@ -10,4 +10,8 @@
 //! - `export`: images leave the store as OCI layouts or docker archives;
 //! - `bases`: base roots from mmdebstrap or a rootfs tar.
 
+pub mod digest;
 pub mod frontend;
+pub mod image;
+pub mod layer;
+pub mod store;
