@@ -14,4 +14,5 @@ pub mod digest;
 pub mod frontend;
 pub mod image;
 pub mod layer;
+pub mod sandbox;
 pub mod store;
