@@ -10,9 +10,14 @@
 //! - `export`: images leave the store as OCI layouts or docker archives;
 //! - `bases`: base roots from mmdebstrap or a rootfs tar.
 
+pub mod bases;
+pub mod cli;
 pub mod digest;
+pub mod engine;
+pub mod export;
 pub mod frontend;
 pub mod image;
 pub mod layer;
+pub mod plan;
 pub mod sandbox;
 pub mod store;

@@ -24,8 +24,12 @@ pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
+    /// A layer kept as an overlay lower directory.
     Overlay,
+    /// An ADD archive: `.wh.` names mean nothing and are skipped.
     Plain,
+    /// Layers applied one after another onto one tree: whiteouts delete.
+    Apply,
 }
 
 /// What an extraction did besides writing files.
@@ -115,6 +119,18 @@ pub fn unpack(
             }
             let dirs = &parts[..parts.len() - 1];
             let dir = root.mkdir_all(dirs, 0o755, None).map_err(fail)?;
+            if flavor == Flavor::Apply {
+                if name == OPAQUE_MARKER {
+                    let host = Root::host_path(&dir).map_err(fail)?;
+                    for child in std::fs::read_dir(&host).map_err(fail)? {
+                        let child = child.map_err(fail)?;
+                        confined::remove_at(&dir, &child.file_name().to_string_lossy()).map_err(fail)?;
+                    }
+                } else {
+                    confined::remove_at(&dir, hidden).map_err(fail)?;
+                }
+                continue;
+            }
             if name == OPAQUE_MARKER {
                 rfs::fsetxattr(&reopen_dir(&dir).map_err(fail)?, OVERLAY_OPAQUE_XATTR, b"y", rfs::XattrFlags::empty())
                     .map_err(|e| fail(e.into()))?;
