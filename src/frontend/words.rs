@@ -6,8 +6,25 @@ pub fn split_keep_quotes(text: &str, escape: char) -> Result<Vec<String>, char> 
     let mut words = Vec::new();
     let mut current = String::new();
     let mut quote: Option<char> = None;
-    let mut chars = text.chars();
+    // Inside `${…}` whitespace does not split (`${X:-a b}` is one word).
+    let mut braces = 0usize;
+    let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
+        if quote.is_none() && c == '$' && chars.peek() == Some(&'{') {
+            braces += 1;
+            current.push(c);
+            current.push(chars.next().expect("peeked"));
+            continue;
+        }
+        if quote.is_none() && braces > 0 && c == '}' {
+            braces -= 1;
+            current.push(c);
+            continue;
+        }
+        if quote.is_none() && braces > 0 && c.is_whitespace() {
+            current.push(c);
+            continue;
+        }
         match quote {
             Some(q) => {
                 current.push(c);
@@ -90,6 +107,13 @@ mod tests {
     fn escaped_spaces_stay_in_one_word() {
         let p = key_value_pairs("A=x\\ y B=2", '\\').unwrap();
         assert_eq!(p[0], ("A".to_string(), "x\\ y".to_string()));
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn braces_keep_spaces() {
+        let p = key_value_pairs("A=${X:-a b} B=2", '\\').unwrap();
+        assert_eq!(p[0], ("A".to_string(), "${X:-a b}".to_string()));
         assert_eq!(p.len(), 2);
     }
 
