@@ -523,4 +523,4 @@ fn healthcheck(cx: &Ctx<'_>, h: &pd::HealthcheckInstruction<'_>) -> Result<Instr
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

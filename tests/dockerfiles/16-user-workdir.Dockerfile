@@ -1,0 +1,6 @@
+FROM debian:bookworm
+WORKDIR /a
+WORKDIR b
+WORKDIR ../c
+USER nobody:nogroup
+RUN pwd
