@@ -14,7 +14,11 @@ use crate::layer::commit::Compression;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about = "Daemonless builds of container image families")]
+#[command(
+    name = "kiln",
+    version,
+    about = "Daemonless builds of container image families"
+)]
 pub struct Cli {
     /// The store (an OCI image layout plus kiln's state).
     #[arg(long, global = true, env = "KILN_STORE")]
@@ -132,15 +136,20 @@ pub enum CompressionArg {
 pub struct UsageError(pub String);
 
 fn default_store() -> PathBuf {
-    let data = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")));
-    data.unwrap_or_else(|| PathBuf::from("/var/lib")).join("kiln")
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")));
+    data.unwrap_or_else(|| PathBuf::from("/var/lib"))
+        .join("kiln")
 }
 
 fn parse_kv(what: &str, text: &str) -> Result<(String, String), UsageError> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         // `--build-arg NAME` takes the value from the environment.
-        None if what == "--build-arg" && !text.is_empty() => Ok((text.to_string(), std::env::var(text).unwrap_or_default())),
+        None if what == "--build-arg" && !text.is_empty() => {
+            Ok((text.to_string(), std::env::var(text).unwrap_or_default()))
+        }
         _ => Err(UsageError(format!("{what} `{text}`: expected KEY=VALUE"))),
     }
 }
@@ -153,13 +162,19 @@ fn parse_secret(text: &str) -> Result<(String, PathBuf), UsageError> {
             Some(("id", v)) => id = Some(v.to_string()),
             Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
             Some(("type", "file")) => {}
-            _ => return Err(UsageError(format!("--secret `{text}`: expected id=ID,src=PATH"))),
+            _ => {
+                return Err(UsageError(format!(
+                    "--secret `{text}`: expected id=ID,src=PATH"
+                )));
+            }
         }
     }
     match (id, src) {
         (Some(id), Some(src)) => Ok((id, src)),
         (Some(id), None) => Ok((id.clone(), PathBuf::from(id))),
-        _ => Err(UsageError(format!("--secret `{text}`: expected id=ID,src=PATH"))),
+        _ => Err(UsageError(format!(
+            "--secret `{text}`: expected id=ID,src=PATH"
+        ))),
     }
 }
 
@@ -170,13 +185,19 @@ fn parse_output(text: &str) -> Result<Output, UsageError> {
         match field.split_once('=') {
             Some(("type", v)) => kind = Some(v.to_string()),
             Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-            _ => return Err(UsageError(format!("--output `{text}`: expected type=local,dest=DIR"))),
+            _ => {
+                return Err(UsageError(format!(
+                    "--output `{text}`: expected type=local,dest=DIR"
+                )));
+            }
         }
     }
     match (kind.as_deref(), dest) {
         (Some("local"), Some(d)) => Ok(Output::Local(d)),
         (Some("image") | None, None) => Ok(Output::Image),
-        _ => Err(UsageError(format!("--output `{text}`: only type=local,dest=DIR is supported"))),
+        _ => Err(UsageError(format!(
+            "--output `{text}`: only type=local,dest=DIR is supported"
+        ))),
     }
 }
 
@@ -204,8 +225,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::open(&store_path)?;
             println!("{:<40} {:<20} {:>10}", "NAME", "MANIFEST", "SIZE");
             for (name, desc) in store.images()? {
-                let size = store.resolve(&name).map(|img| img.manifest.layers.iter().map(|l| l.size).sum::<u64>()).unwrap_or(0);
-                println!("{:<40} {:<20} {:>10}", name, &desc.digest[7..19], human(size));
+                let size = store
+                    .resolve(&name)
+                    .map(|img| img.manifest.layers.iter().map(|l| l.size).sum::<u64>())
+                    .unwrap_or(0);
+                println!(
+                    "{:<40} {:<20} {:>10}",
+                    name,
+                    &desc.digest[7..19],
+                    human(size)
+                );
             }
             Ok(())
         }
@@ -253,27 +282,61 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !rootfs.is_file() {
                 return Err(UsageError(format!("`{}` is not a file", rootfs.display())).into());
             }
-            let desc = crate::bases::import_rootfs(&store, &rootfs, &name, &format!("kiln import {}", rootfs.display()), &["/bin/sh"])?;
+            let desc = crate::bases::import_rootfs(
+                &store,
+                &rootfs,
+                &name,
+                &format!("kiln import {}", rootfs.display()),
+                &["/bin/sh"],
+            )?;
             println!("{name} {}", desc.digest);
             Ok(())
         }
-        Command::Bootstrap { distro: Bootstrap::Debian { suite, name, variant, components, include, mirror, extra } } => {
+        Command::Bootstrap {
+            distro:
+                Bootstrap::Debian {
+                    suite,
+                    name,
+                    variant,
+                    components,
+                    include,
+                    mirror,
+                    extra,
+                },
+        } => {
             let store = Store::open(&store_path)?;
-            let opts = crate::bases::DebianOptions { suite, variant, components, include, mirror, extra };
+            let opts = crate::bases::DebianOptions {
+                suite,
+                variant,
+                components,
+                include,
+                mirror,
+                extra,
+            };
             let desc = crate::bases::bootstrap_debian(&store, &opts, &name)?;
             println!("{name} {}", desc.digest);
             Ok(())
         }
-        Command::Export { name, format, output } => {
+        Command::Export {
+            name,
+            format,
+            output,
+        } => {
             let store = Store::open(&store_path)?;
             crate::export::export(&store, &name, format, &output)
         }
-        Command::Run { name, network, command } => {
+        Command::Run {
+            name,
+            network,
+            command,
+        } => {
             let store = Store::open(&store_path)?;
             let network = match network.as_str() {
                 "host" | "default" => crate::frontend::Network::Host,
                 "none" => crate::frontend::Network::None,
-                other => return Err(UsageError(format!("--network={other}: use host or none")).into()),
+                other => {
+                    return Err(UsageError(format!("--network={other}: use host or none")).into());
+                }
             };
             let code = crate::engine::run_image(&store, &name, &command, network)?;
             if code != 0 {
@@ -302,7 +365,10 @@ fn build(store_path: &Path, args: BuildArgs) -> anyhow::Result<()> {
     if matches!(output, Output::Image) && args.tags.is_empty() {
         // Like docker build without -t: the image is kept, named by digest.
     }
-    let dockerfile = args.file.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
+    let dockerfile = args
+        .file
+        .clone()
+        .unwrap_or_else(|| args.context.join("Dockerfile"));
     let opts = BuildOptions {
         dockerfile,
         context: args.context.clone(),
@@ -324,13 +390,19 @@ fn build(store_path: &Path, args: BuildArgs) -> anyhow::Result<()> {
     let took = started.elapsed().as_secs_f64();
     match &result.manifest_digest {
         Some(d) => {
-            progress.note(&format!("built {} in {took:.1}s ({} steps run, {} cached)", d, result.steps_run, result.steps_cached));
+            progress.note(&format!(
+                "built {} in {took:.1}s ({} steps run, {} cached)",
+                d, result.steps_run, result.steps_cached
+            ));
             for t in &opts.tags {
                 progress.note(&format!("tagged {}", crate::image::normalize_reference(t)));
             }
             println!("{d}");
         }
-        None => progress.note(&format!("wrote files in {took:.1}s ({} steps run, {} cached)", result.steps_run, result.steps_cached)),
+        None => progress.note(&format!(
+            "wrote files in {took:.1}s ({} steps run, {} cached)",
+            result.steps_run, result.steps_cached
+        )),
     }
     Ok(())
 }
@@ -343,7 +415,11 @@ fn human(bytes: u64) -> String {
         v /= 1000.0;
         u += 1;
     }
-    if u == 0 { format!("{bytes}B") } else { format!("{v:.1}{}", units[u]) }
+    if u == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.1}{}", units[u])
+    }
 }
 
 fn inspect(store: &Store, name: &str) -> anyhow::Result<()> {
@@ -354,8 +430,16 @@ fn inspect(store: &Store, name: &str) -> anyhow::Result<()> {
         if h.empty_layer {
             continue;
         }
-        let Some(layer) = img.manifest.layers.get(li) else { break };
-        let diff_id = img.config.rootfs.diff_ids.get(li).cloned().unwrap_or_default();
+        let Some(layer) = img.manifest.layers.get(li) else {
+            break;
+        };
+        let diff_id = img
+            .config
+            .rootfs
+            .diff_ids
+            .get(li)
+            .cloned()
+            .unwrap_or_default();
         let unpacked = crate::digest::sha256_hex(&diff_id)
             .map(|hex| dir_size(&store.state_dir().join("layers").join(hex)))
             .transpose()?
@@ -370,7 +454,10 @@ fn inspect(store: &Store, name: &str) -> anyhow::Result<()> {
         li += 1;
     }
     let total: u64 = img.manifest.layers.iter().map(|l| l.size).sum();
-    let unpacked: u64 = layers.iter().filter_map(|l| l["unpacked_size"].as_u64()).sum();
+    let unpacked: u64 = layers
+        .iter()
+        .filter_map(|l| l["unpacked_size"].as_u64())
+        .sum();
     let out = serde_json::json!({
         "name": img.name,
         "manifest": img.manifest_descriptor.digest,

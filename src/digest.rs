@@ -9,7 +9,11 @@ use sha2::{Digest as _, Sha256};
 /// checks its shape before it is ever used to build a path.
 pub fn sha256_hex(digest: &str) -> Option<&str> {
     let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then_some(hex)
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(hex)
 }
 
 pub fn sha256_of(bytes: &[u8]) -> String {
@@ -25,12 +29,20 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), written: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
     }
 
     /// The inner writer, the `sha256:` digest and the byte count.
     pub fn finish(self) -> (W, String, u64) {
-        (self.inner, format!("sha256:{}", hex::encode(self.hasher.finalize())), self.written)
+        (
+            self.inner,
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.written,
+        )
     }
 }
 
@@ -56,11 +68,18 @@ pub struct HashingReader<R> {
 
 impl<R: io::Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), read: 0 }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+        }
     }
 
     pub fn finish(self) -> (String, u64) {
-        (format!("sha256:{}", hex::encode(self.hasher.finalize())), self.read)
+        (
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.read,
+        )
     }
 }
 

@@ -10,7 +10,7 @@ use fn_error_context::context;
 use serde::Serialize;
 
 use crate::image::{ANNOTATION_REF_NAME, Index};
-use crate::store::{StoredImage, Store};
+use crate::store::{Store, StoredImage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -24,21 +24,31 @@ pub enum Format {
 #[context("exporting `{name}` to `{}`", dest.display())]
 pub fn export(store: &Store, name: &str, format: Format, dest: &Path) -> anyhow::Result<()> {
     let image = store.resolve(name)?;
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(parent)?;
     match format {
         Format::Oci => {
             if dest.exists() {
-                bail!("`{}` exists; remove it or choose another path", dest.display());
+                bail!(
+                    "`{}` exists; remove it or choose another path",
+                    dest.display()
+                );
             }
-            let tmp = tempfile::Builder::new().prefix(".kiln-export-").tempdir_in(parent)?;
+            let tmp = tempfile::Builder::new()
+                .prefix(".kiln-export-")
+                .tempdir_in(parent)?;
             write_layout(store, &image, tmp.path())?;
             fs::rename(tmp.path(), dest)?;
             // The directory is renamed away; nothing left to clean.
             std::mem::forget(tmp);
         }
         Format::OciArchive | Format::DockerArchive => {
-            let mut tmp = tempfile::Builder::new().prefix(".kiln-export-").tempfile_in(parent)?;
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".kiln-export-")
+                .tempfile_in(parent)?;
             {
                 let mut tar = tar::Builder::new(io::BufWriter::new(tmp.as_file_mut()));
                 if format == Format::OciArchive {
@@ -56,24 +66,36 @@ pub fn export(store: &Store, name: &str, format: Format, dest: &Path) -> anyhow:
 }
 
 fn blobs(image: &StoredImage) -> Vec<String> {
-    let mut v = vec![image.manifest_descriptor.digest.clone(), image.manifest.config.digest.clone()];
+    let mut v = vec![
+        image.manifest_descriptor.digest.clone(),
+        image.manifest.config.digest.clone(),
+    ];
     v.extend(image.manifest.layers.iter().map(|l| l.digest.clone()));
     v
 }
 
 fn layout_index(image: &StoredImage) -> Index {
     let mut d = image.manifest_descriptor.clone();
-    d.annotations.insert(ANNOTATION_REF_NAME.to_string(), image.name.clone());
-    Index { manifests: vec![d], ..Index::default() }
+    d.annotations
+        .insert(ANNOTATION_REF_NAME.to_string(), image.name.clone());
+    Index {
+        manifests: vec![d],
+        ..Index::default()
+    }
 }
 
 fn write_layout(store: &Store, image: &StoredImage, dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir.join("blobs/sha256"))?;
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    fs::write(dir.join("index.json"), serde_json::to_vec_pretty(&layout_index(image))?)?;
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec_pretty(&layout_index(image))?,
+    )?;
     for digest in blobs(image) {
         let from = store.blob_path(&digest)?;
-        let to = dir.join("blobs/sha256").join(from.file_name().expect("blob file name"));
+        let to = dir
+            .join("blobs/sha256")
+            .join(from.file_name().expect("blob file name"));
         if to.exists() {
             continue;
         }
@@ -94,7 +116,12 @@ fn append_bytes(tar: &mut tar::Builder<impl Write>, path: &str, bytes: &[u8]) ->
     tar.append_data(&mut h, path, bytes)
 }
 
-fn append_blob(tar: &mut tar::Builder<impl Write>, store: &Store, digest: &str, path: &str) -> anyhow::Result<()> {
+fn append_blob(
+    tar: &mut tar::Builder<impl Write>,
+    store: &Store,
+    digest: &str,
+    path: &str,
+) -> anyhow::Result<()> {
     let file = fs::File::open(store.blob_path(digest)?)?;
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(tar::EntryType::Regular);
@@ -114,9 +141,17 @@ fn dir_entry(tar: &mut tar::Builder<impl Write>, path: &str) -> io::Result<()> {
     tar.append_data(&mut h, path, io::empty())
 }
 
-fn write_layout_tar(store: &Store, image: &StoredImage, tar: &mut tar::Builder<impl Write>) -> anyhow::Result<()> {
+fn write_layout_tar(
+    store: &Store,
+    image: &StoredImage,
+    tar: &mut tar::Builder<impl Write>,
+) -> anyhow::Result<()> {
     append_bytes(tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    append_bytes(tar, "index.json", &serde_json::to_vec(&layout_index(image))?)?;
+    append_bytes(
+        tar,
+        "index.json",
+        &serde_json::to_vec(&layout_index(image))?,
+    )?;
     dir_entry(tar, "blobs/")?;
     dir_entry(tar, "blobs/sha256/")?;
     let mut seen = std::collections::BTreeSet::new();
@@ -139,8 +174,13 @@ struct DockerManifestEntry {
 
 /// The `docker save` format: `manifest.json`, the config, one file per
 /// layer. Layers stay compressed; `docker load` detects and decompresses.
-fn write_docker_archive(store: &Store, image: &StoredImage, tar: &mut tar::Builder<impl Write>) -> anyhow::Result<()> {
-    let config_hex = crate::digest::sha256_hex(&image.manifest.config.digest).expect("checked digest");
+fn write_docker_archive(
+    store: &Store,
+    image: &StoredImage,
+    tar: &mut tar::Builder<impl Write>,
+) -> anyhow::Result<()> {
+    let config_hex =
+        crate::digest::sha256_hex(&image.manifest.config.digest).expect("checked digest");
     let config_path = format!("{config_hex}.json");
     append_blob(tar, store, &image.manifest.config.digest, &config_path)?;
     let mut layers = Vec::new();
@@ -154,7 +194,11 @@ fn write_docker_archive(store: &Store, image: &StoredImage, tar: &mut tar::Build
         }
         layers.push(path);
     }
-    let manifest = vec![DockerManifestEntry { config: config_path, repo_tags: vec![docker_tag(&image.name)], layers }];
+    let manifest = vec![DockerManifestEntry {
+        config: config_path,
+        repo_tags: vec![docker_tag(&image.name)],
+        layers,
+    }];
     append_bytes(tar, "manifest.json", &serde_json::to_vec(&manifest)?)?;
     Ok(())
 }

@@ -57,7 +57,11 @@ pub struct Index {
 
 impl Default for Index {
     fn default() -> Self {
-        Index { schema_version: 2, media_type: Some(MEDIA_INDEX.to_string()), manifests: Vec::new() }
+        Index {
+            schema_version: 2,
+            media_type: Some(MEDIA_INDEX.to_string()),
+            manifests: Vec::new(),
+        }
     }
 }
 
@@ -94,13 +98,19 @@ pub struct RuntimeConfig {
 impl RuntimeConfig {
     /// The value of an environment variable in `Env`.
     pub fn env_get(&self, name: &str) -> Option<&str> {
-        self.env.iter().find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
+        self.env
+            .iter()
+            .find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
     }
 
     /// Sets or replaces an environment variable, keeping its position.
     pub fn env_set(&mut self, name: &str, value: &str) {
         let entry = format!("{name}={value}");
-        match self.env.iter_mut().find(|e| e.split_once('=').is_some_and(|(k, _)| k == name)) {
+        match self
+            .env
+            .iter_mut()
+            .find(|e| e.split_once('=').is_some_and(|(k, _)| k == name))
+        {
             Some(slot) => *slot = entry,
             None => self.env.push(entry),
         }
@@ -167,7 +177,10 @@ impl ImageConfig {
             architecture: host_architecture().to_string(),
             os: "linux".to_string(),
             config: RuntimeConfig::default(),
-            rootfs: RootFs { kind: "layers".to_string(), diff_ids: Vec::new() },
+            rootfs: RootFs {
+                kind: "layers".to_string(),
+                diff_ids: Vec::new(),
+            },
             history: Vec::new(),
         }
     }
@@ -187,7 +200,11 @@ pub fn host_architecture() -> &'static str {
 /// `name` → `name:latest`; a name with a tag or digest stays as it is.
 pub fn normalize_reference(name: &str) -> String {
     let last = name.rsplit('/').next().unwrap_or(name);
-    if last.contains(':') || last.contains('@') { name.to_string() } else { format!("{name}:latest") }
+    if last.contains(':') || last.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
 }
 
 /// RFC 3339 UTC time for a Unix timestamp, as image configs carry it.
@@ -215,7 +232,9 @@ pub fn rfc3339(unix: i64) -> String {
 /// Now, or SOURCE_DATE_EPOCH when it is set, as a Unix timestamp.
 pub fn build_time() -> i64 {
     source_date_epoch().unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
     })
 }
 
@@ -238,7 +257,10 @@ mod tests {
     fn references_get_latest() {
         assert_eq!(normalize_reference("app"), "app:latest");
         assert_eq!(normalize_reference("app:1"), "app:1");
-        assert_eq!(normalize_reference("localhost:5000/app"), "localhost:5000/app:latest");
+        assert_eq!(
+            normalize_reference("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
     }
 
     #[test]
@@ -256,7 +278,11 @@ mod tests {
     fn config_json_uses_docker_field_names() {
         let mut c = ImageConfig::scratch();
         c.config.working_dir = Some("/app".into());
-        c.history.push(History { created_by: Some("x".into()), empty_layer: true, ..Default::default() });
+        c.history.push(History {
+            created_by: Some("x".into()),
+            empty_layer: true,
+            ..Default::default()
+        });
         let json = serde_json::to_string(&c).unwrap();
         assert!(json.contains("\"WorkingDir\":\"/app\""), "{json}");
         assert!(json.contains("\"diff_ids\":[]"), "{json}");

@@ -24,10 +24,11 @@ pub fn mirror_from_deb822(text: &str) -> Option<String> {
         }
         let is_deb = types.split_whitespace().any(|t| t == "deb");
         let security = suites.split_whitespace().all(|s| s.ends_with("-security"));
-        if is_deb && !security {
-            if let Some(uri) = uris.split_whitespace().next() {
-                return Some(uri.to_string());
-            }
+        if is_deb
+            && !security
+            && let Some(uri) = uris.split_whitespace().next()
+        {
+            return Some(uri.to_string());
         }
     }
     None
@@ -37,11 +38,19 @@ pub fn mirror_from_deb822(text: &str) -> Option<String> {
 pub fn mirror_from_list(text: &str) -> Option<String> {
     for line in text.lines() {
         let line = line.trim();
-        let Some(rest) = line.strip_prefix("deb ") else { continue };
+        let Some(rest) = line.strip_prefix("deb ") else {
+            continue;
+        };
         let rest = rest.trim_start();
-        let rest = if rest.starts_with('[') { rest.split_once(']').map(|(_, r)| r.trim_start())? } else { rest };
+        let rest = if rest.starts_with('[') {
+            rest.split_once(']').map(|(_, r)| r.trim_start())?
+        } else {
+            rest
+        };
         let mut words = rest.split_whitespace();
-        let (Some(uri), Some(suite)) = (words.next(), words.next()) else { continue };
+        let (Some(uri), Some(suite)) = (words.next(), words.next()) else {
+            continue;
+        };
         if !suite.ends_with("-security") {
             return Some(uri.to_string());
         }
@@ -68,10 +77,10 @@ pub fn host_mirror() -> anyhow::Result<String> {
             }
         }
     }
-    if let Ok(text) = fs::read_to_string("/etc/apt/sources.list") {
-        if let Some(m) = mirror_from_list(&text) {
-            return Ok(m);
-        }
+    if let Ok(text) = fs::read_to_string("/etc/apt/sources.list")
+        && let Some(m) = mirror_from_list(&text)
+    {
+        return Ok(m);
     }
     bail!("no Debian mirror found in the host's apt sources; pass one with --mirror URL")
 }
@@ -83,14 +92,26 @@ mod tests {
     #[test]
     fn deb822_skips_security() {
         let text = "Types: deb\nURIs: http://sec.example/debian-security\nSuites: bookworm-security\nComponents: main\n\nTypes: deb deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n";
-        assert_eq!(mirror_from_deb822(text).as_deref(), Some("http://mirror.example/debian"));
-        assert_eq!(mirror_from_deb822("Types: deb-src\nURIs: http://x\nSuites: a\n"), None);
+        assert_eq!(
+            mirror_from_deb822(text).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        assert_eq!(
+            mirror_from_deb822("Types: deb-src\nURIs: http://x\nSuites: a\n"),
+            None
+        );
     }
 
     #[test]
     fn one_line_format_with_options() {
         let text = "# comment\ndeb [signed-by=/k.gpg] http://m.example/debian bookworm main\n";
-        assert_eq!(mirror_from_list(text).as_deref(), Some("http://m.example/debian"));
-        assert_eq!(mirror_from_list("deb http://s.example bookworm-security main\n"), None);
+        assert_eq!(
+            mirror_from_list(text).as_deref(),
+            Some("http://m.example/debian")
+        );
+        assert_eq!(
+            mirror_from_list("deb http://s.example bookworm-security main\n"),
+            None
+        );
     }
 }

@@ -20,13 +20,24 @@ use crate::store::Store;
 /// The archive is extracted through the confined unpacker first, so a
 /// hostile archive fails here and the store gains nothing.
 #[context("importing `{}` as `{name}`", tarball.display())]
-pub fn import_rootfs(store: &Store, tarball: &Path, name: &str, comment: &str, cmd: &[&str]) -> anyhow::Result<Descriptor> {
+pub fn import_rootfs(
+    store: &Store,
+    tarball: &Path,
+    name: &str,
+    comment: &str,
+    cmd: &[&str],
+) -> anyhow::Result<Descriptor> {
     let ws = store.tempdir()?;
     let dir = ws.path().join("rootfs");
     fs::create_dir(&dir)?;
     let file = fs::File::open(tarball)?;
     let root = crate::layer::confined::Root::open(&dir)?;
-    let report = crate::layer::unpack::unpack(crate::layer::unpack::decompress(file)?, &root, &[], crate::layer::unpack::Flavor::Overlay)?;
+    let report = crate::layer::unpack::unpack(
+        crate::layer::unpack::decompress(file)?,
+        &root,
+        &[],
+        crate::layer::unpack::Flavor::Overlay,
+    )?;
     if report.entries == 0 {
         bail!("`{}` holds no files", tarball.display());
     }
@@ -37,7 +48,12 @@ pub fn import_rootfs(store: &Store, tarball: &Path, name: &str, comment: &str, c
     let created = crate::image::rfc3339(crate::image::build_time());
     config.created = Some(created.clone());
     config.rootfs.diff_ids.push(layer.diff_id.clone());
-    config.history.push(History { created: Some(created), created_by: Some(comment.to_string()), comment: Some("kiln".into()), empty_layer: false });
+    config.history.push(History {
+        created: Some(created),
+        created_by: Some(comment.to_string()),
+        comment: Some("kiln".into()),
+        empty_layer: false,
+    });
     store.commit_image(&config, &[layer], &[name.to_string()])
 }
 
@@ -56,7 +72,11 @@ pub struct DebianOptions {
 
 /// Builds a Debian root with mmdebstrap and imports it.
 #[context("bootstrapping Debian `{}` as `{name}`", opts.suite)]
-pub fn bootstrap_debian(store: &Store, opts: &DebianOptions, name: &str) -> anyhow::Result<Descriptor> {
+pub fn bootstrap_debian(
+    store: &Store,
+    opts: &DebianOptions,
+    name: &str,
+) -> anyhow::Result<Descriptor> {
     let mirror = match &opts.mirror {
         Some(m) => m.clone(),
         None => apt_sources::host_mirror()?,
@@ -71,10 +91,15 @@ pub fn bootstrap_debian(store: &Store, opts: &DebianOptions, name: &str) -> anyh
     if !opts.include.is_empty() {
         cmd.arg(format!("--include={}", opts.include.join(",")));
     }
-    cmd.args(&opts.extra).arg(&opts.suite).arg(&tarball).arg(&mirror);
+    cmd.args(&opts.extra)
+        .arg(&opts.suite)
+        .arg(&tarball)
+        .arg(&mirror);
     let status = cmd.status().map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
-            anyhow::anyhow!("mmdebstrap is not installed; install it with `apt-get install mmdebstrap`")
+            anyhow::anyhow!(
+                "mmdebstrap is not installed; install it with `apt-get install mmdebstrap`"
+            )
         } else {
             anyhow::Error::new(e).context("starting mmdebstrap")
         }
@@ -82,7 +107,10 @@ pub fn bootstrap_debian(store: &Store, opts: &DebianOptions, name: &str) -> anyh
     if !status.success() {
         bail!("mmdebstrap failed ({status})");
     }
-    let comment = format!("mmdebstrap --variant={} {} {}", opts.variant, opts.suite, mirror);
+    let comment = format!(
+        "mmdebstrap --variant={} {} {}",
+        opts.variant, opts.suite, mirror
+    );
     // Debian images run bash by default.
     import_rootfs(store, &tarball, name, &comment, &["bash"])
 }
@@ -103,7 +131,9 @@ pub fn download(url: &str, dest: &Path, checksum: Option<&str>) -> anyhow::Resul
             })
             .collect();
         builder = builder.tls_config(
-            ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&certs)).build(),
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build(),
         );
     }
     let agent: ureq::Agent = builder.build().into();
@@ -113,10 +143,10 @@ pub fn download(url: &str, dest: &Path, checksum: Option<&str>) -> anyhow::Resul
     io::copy(&mut reader, &mut out)?;
     out.flush()?;
     let (digest, _) = reader.finish();
-    if let Some(expected) = checksum {
-        if digest != expected {
-            bail!("checksum mismatch: expected `{expected}`, got `{digest}`");
-        }
+    if let Some(expected) = checksum
+        && digest != expected
+    {
+        bail!("checksum mismatch: expected `{expected}`, got `{digest}`");
     }
     Ok(digest)
 }

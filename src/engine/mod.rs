@@ -36,7 +36,12 @@ pub enum BuildError {
     #[error("{0}")]
     Input(String),
     #[error("{loc}: `{instruction}` failed with exit code {code}\n{tail}")]
-    StepFailed { loc: Location, instruction: String, code: i32, tail: String },
+    StepFailed {
+        loc: Location,
+        instruction: String,
+        code: i32,
+        tail: String,
+    },
 }
 
 impl BuildError {
@@ -106,27 +111,36 @@ pub fn prepare(store: &Store, opts: &BuildOptions) -> Result<(Dockerfile, BuildP
     let df = Dockerfile::read(&opts.dockerfile)?;
     for (id, path) in &opts.secrets {
         if !path.is_file() {
-            return Err(BuildError::Input(format!("secret `{id}`: file `{}` does not exist", path.display())));
+            return Err(BuildError::Input(format!(
+                "secret `{id}`: file `{}` does not exist",
+                path.display()
+            )));
         }
     }
     if !opts.context.is_dir() {
-        return Err(BuildError::Input(format!("build context `{}` is not a directory", opts.context.display())));
+        return Err(BuildError::Input(format!(
+            "build context `{}` is not a directory",
+            opts.context.display()
+        )));
     }
-    let args = BuildArgs { values: opts.build_args.clone(), secrets: opts.secrets.keys().cloned().collect() };
+    let args = BuildArgs {
+        values: opts.build_args.clone(),
+        secrets: opts.secrets.keys().cloned().collect(),
+    };
     let plan = plan::plan(&df, &args, opts.target.as_deref(), &StoreConfigs(store))?;
     let ignore = step::dockerignore(&opts.context, &opts.dockerfile)
         .map_err(|e| BuildError::Input(format!("{e:#}")))?;
     // Missing COPY sources are input errors: find them before anything runs.
     for stage in &plan.stages {
         for s in &stage.steps {
-            if let StepKind::Copy(copy) = &s.kind {
-                if copy.from == plan::SourceRef::Context {
-                    for input in &copy.inputs {
-                        if let plan::CopyInput::Path(p) = input {
-                            let rules = crate::frontend::pattern::IgnoreRules::parse(&ignore);
-                            crate::sandbox::copy::select(&opts.context, p, &rules)
-                                .map_err(|e| BuildError::Input(format!("{}: {e:#}", s.loc)))?;
-                        }
+            if let StepKind::Copy(copy) = &s.kind
+                && copy.from == plan::SourceRef::Context
+            {
+                for input in &copy.inputs {
+                    if let plan::CopyInput::Path(p) = input {
+                        let rules = crate::frontend::pattern::IgnoreRules::parse(&ignore);
+                        crate::sandbox::copy::select(&opts.context, p, &rules)
+                            .map_err(|e| BuildError::Input(format!("{}: {e:#}", s.loc)))?;
                     }
                 }
             }
@@ -138,26 +152,49 @@ pub fn prepare(store: &Store, opts: &BuildOptions) -> Result<(Dockerfile, BuildP
 /// Runs a build. The store gains layers, cache entries and (for
 /// [`Output::Image`]) the tagged image; a failed step adds nothing for
 /// itself.
-pub fn build(store: &Store, opts: &BuildOptions, progress: &Progress) -> anyhow::Result<BuildResult> {
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    progress: &Progress,
+) -> anyhow::Result<BuildResult> {
     let (_df, plan) = prepare(store, opts)?;
     for unused in &plan.unused_args {
-        progress.note(&format!("warning: build argument `{unused}` was not consumed by any ARG"));
+        progress.note(&format!(
+            "warning: build argument `{unused}` was not consumed by any ARG"
+        ));
     }
     let ignore = step::dockerignore(&opts.context, &opts.dockerfile)?;
-    let mut engine = Engine { store, opts, progress, ignore, built: BTreeMap::new(), steps_run: 0, steps_cached: 0 };
+    let mut engine = Engine {
+        store,
+        opts,
+        progress,
+        ignore,
+        built: BTreeMap::new(),
+        steps_run: 0,
+        steps_cached: 0,
+    };
     for stage in &plan.stages {
         let built = engine.build_stage(stage, &plan)?;
         engine.built.insert(stage.index, built);
     }
     let target = engine.built.remove(&plan.target).expect("target built");
     let manifest_digest = match &opts.output {
-        Output::Image => Some(store.commit_image(&target.config, &target.layers, &opts.tags)?.digest),
+        Output::Image => Some(
+            store
+                .commit_image(&target.config, &target.layers, &opts.tags)?
+                .digest,
+        ),
         Output::Local(dir) => {
             step::export_local(store, &target.layers, dir)?;
             None
         }
     };
-    Ok(BuildResult { manifest_digest, config: target.config, steps_run: engine.steps_run, steps_cached: engine.steps_cached })
+    Ok(BuildResult {
+        manifest_digest,
+        config: target.config,
+        steps_run: engine.steps_run,
+        steps_cached: engine.steps_cached,
+    })
 }
 
 struct Engine<'a> {
@@ -184,7 +221,11 @@ fn key_of(parts: &[(String, String)]) -> String {
 impl Engine<'_> {
     fn base(&self, stage: &StagePlan) -> anyhow::Result<BuiltStage> {
         Ok(match &stage.base {
-            Base::Scratch => BuiltStage { key: key_of(&[("base".into(), "scratch".into())]), layers: Vec::new(), config: ImageConfig::scratch() },
+            Base::Scratch => BuiltStage {
+                key: key_of(&[("base".into(), "scratch".into())]),
+                layers: Vec::new(),
+                config: ImageConfig::scratch(),
+            },
             Base::Stage(i) => self.built[i].clone(),
             Base::Image(name) => self.image(name)?,
         })
@@ -204,9 +245,16 @@ impl Engine<'_> {
             .layers
             .iter()
             .zip(&img.config.rootfs.diff_ids)
-            .map(|(blob, diff_id)| LayerRef { diff_id: diff_id.clone(), blob: blob.clone() })
+            .map(|(blob, diff_id)| LayerRef {
+                diff_id: diff_id.clone(),
+                blob: blob.clone(),
+            })
             .collect();
-        Ok(BuiltStage { key: img.manifest_descriptor.digest.clone(), layers, config: img.config })
+        Ok(BuiltStage {
+            key: img.manifest_descriptor.digest.clone(),
+            layers,
+            config: img.config,
+        })
     }
 
     fn build_stage(&mut self, stage: &StagePlan, plan: &BuildPlan) -> anyhow::Result<BuiltStage> {
@@ -240,7 +288,11 @@ impl Engine<'_> {
                     let mut parts = vec![("parent".to_string(), current.key.clone())];
                     parts.extend(inputs.iter().cloned());
                     let key = key_of(&parts);
-                    let cached = if self.opts.no_cache { None } else { self.store.cache_get(&key)? };
+                    let cached = if self.opts.no_cache {
+                        None
+                    } else {
+                        self.store.cache_get(&key)?
+                    };
                     let entry = match cached {
                         Some(entry) => {
                             self.progress.cached(&id, &s.created_by);
@@ -254,7 +306,9 @@ impl Engine<'_> {
                             let entry = crate::store::CacheEntry {
                                 layer,
                                 history: History {
-                                    created: Some(crate::image::rfc3339(crate::image::build_time())),
+                                    created: Some(
+                                        crate::image::rfc3339(crate::image::build_time()),
+                                    ),
                                     created_by: Some(created_by),
                                     comment: Some("kiln".into()),
                                     empty_layer: false,
@@ -268,7 +322,11 @@ impl Engine<'_> {
                         }
                     };
                     current.key = key;
-                    current.config.rootfs.diff_ids.push(entry.layer.diff_id.clone());
+                    current
+                        .config
+                        .rootfs
+                        .diff_ids
+                        .push(entry.layer.diff_id.clone());
                     current.layers.push(entry.layer);
                     current.config.history.push(entry.history);
                     current.config.config = s.config.clone();
@@ -276,9 +334,16 @@ impl Engine<'_> {
             }
         }
         current.config.config = stage.config.clone();
-        current.config.created = current.config.history.iter().filter_map(|h| h.created.clone()).max();
+        current.config.created = current
+            .config
+            .history
+            .iter()
+            .filter_map(|h| h.created.clone())
+            .max();
         if current.config.created.is_none() {
-            current.config.created = Some(crate::image::rfc3339(crate::image::source_date_epoch().unwrap_or(0)));
+            current.config.created = Some(crate::image::rfc3339(
+                crate::image::source_date_epoch().unwrap_or(0),
+            ));
         }
         Ok(current)
     }
@@ -294,7 +359,10 @@ pub fn failure_exit_code(err: &anyhow::Error) -> i32 {
         if let Some(b) = cause.downcast_ref::<BuildError>() {
             return b.exit_code();
         }
-        if cause.downcast_ref::<StoreError>().is_some_and(|e| matches!(e, StoreError::UnknownImage { .. })) {
+        if cause
+            .downcast_ref::<StoreError>()
+            .is_some_and(|e| matches!(e, StoreError::UnknownImage { .. }))
+        {
             return 2;
         }
     }
@@ -303,7 +371,12 @@ pub fn failure_exit_code(err: &anyhow::Error) -> i32 {
 
 /// `kiln run`: a command in an image, in the same sandbox as RUN, with the
 /// image's environment, user and working directory. Changes are discarded.
-pub fn run_image(store: &Store, name: &str, command: &[String], network: crate::frontend::Network) -> anyhow::Result<i32> {
+pub fn run_image(
+    store: &Store,
+    name: &str,
+    command: &[String],
+    network: crate::frontend::Network,
+) -> anyhow::Result<i32> {
     let img = store.resolve(name)?;
     let c = &img.config.config;
     let mut argv = c.entrypoint.clone().unwrap_or_default();
@@ -320,7 +393,10 @@ pub fn run_image(store: &Store, name: &str, command: &[String], network: crate::
         .layers
         .iter()
         .zip(&img.config.rootfs.diff_ids)
-        .map(|(b, d)| LayerRef { diff_id: d.clone(), blob: b.clone() })
+        .map(|(b, d)| LayerRef {
+            diff_id: d.clone(),
+            blob: b.clone(),
+        })
         .collect();
     let mut env = c.env.clone();
     if c.env_get("PATH").is_none() {

@@ -26,7 +26,11 @@ impl Progress {
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     fn line(&self, text: &str) {
@@ -41,7 +45,12 @@ impl Progress {
     }
 
     pub fn cached(&self, id: &str, what: &str) {
-        self.line(&format!("{} {} {}", self.paint("36", id), first_line(what), self.paint("34", "CACHED")));
+        self.line(&format!(
+            "{} {} {}",
+            self.paint("36", id),
+            first_line(what),
+            self.paint("34", "CACHED")
+        ));
     }
 
     pub fn config(&self, id: &str, what: &str) {
@@ -57,7 +66,12 @@ impl Progress {
     }
 
     pub fn done(&self, id: &str, what: &str, took: Duration) {
-        self.line(&format!("{} {} {}", self.paint("36", id), first_line(what), self.paint("32", &format!("DONE {:.1}s", took.as_secs_f64()))));
+        self.line(&format!(
+            "{} {} {}",
+            self.paint("36", id),
+            first_line(what),
+            self.paint("32", &format!("DONE {:.1}s", took.as_secs_f64()))
+        ));
     }
 
     pub fn note(&self, text: &str) {

@@ -49,25 +49,41 @@ fn source_identity(engine: &Engine<'_>, from: &SourceRef) -> anyhow::Result<Stri
 
 /// Everything besides the parent that decides a step's result, as named
 /// parts (so that `plan --explain` can say which one changed).
-pub fn key_inputs(engine: &Engine<'_>, _parent: &BuiltStage, step: &Step) -> anyhow::Result<Vec<(String, String)>> {
+pub fn key_inputs(
+    engine: &Engine<'_>,
+    _parent: &BuiltStage,
+    step: &Step,
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut parts = Vec::new();
     match &step.kind {
         StepKind::Config => {}
         StepKind::Run(run) => {
-            parts.push(("instruction".into(), serde_json::to_string(&(&run.argv, &run.user, &run.workdir, &run.network))?));
+            parts.push((
+                "instruction".into(),
+                serde_json::to_string(&(&run.argv, &run.user, &run.workdir, &run.network))?,
+            ));
             for e in &run.env {
                 let (k, v) = e.split_once('=').unwrap_or((e, ""));
                 parts.push((format!("env {k}"), v.to_string()));
             }
             for m in &run.mounts {
-                parts.push((format!("mount {}", m.spec.target()), serde_json::to_string(&m.spec)?));
+                parts.push((
+                    format!("mount {}", m.spec.target()),
+                    serde_json::to_string(&m.spec)?,
+                ));
                 if let MountSpec::Bind { source, .. } = &m.spec {
                     let digest = match &m.from {
                         SourceRef::Context => {
                             let mut h = Sha256::new();
-                            let item = CopyItem::Tree { root: engine.context().to_path_buf(), pattern: source.clone(), ignore: engine.ignore.clone(), extract_archives: false };
-                            crate::sandbox::copy::hash_item(&item, &mut h)
-                                .with_context(|| format!("{}: bind mount source `{source}`", step.loc))?;
+                            let item = CopyItem::Tree {
+                                root: engine.context().to_path_buf(),
+                                pattern: source.clone(),
+                                ignore: engine.ignore.clone(),
+                                extract_archives: false,
+                            };
+                            crate::sandbox::copy::hash_item(&item, &mut h).with_context(|| {
+                                format!("{}: bind mount source `{source}`", step.loc)
+                            })?;
                             format!("sha256:{}", hex::encode(h.finalize()))
                         }
                         other => source_identity(engine, other)?,
@@ -86,8 +102,12 @@ pub fn key_inputs(engine: &Engine<'_>, _parent: &BuiltStage, step: &Step) -> any
                     if let CopyInput::Path(p) = input {
                         let mut h = Sha256::new();
                         let item = context_item(engine, copy, p);
-                        crate::sandbox::copy::hash_item(&item, &mut h).with_context(|| format!("{}: COPY source `{p}`", step.loc))?;
-                        parts.push((format!("file {p}"), format!("sha256:{}", hex::encode(h.finalize()))));
+                        crate::sandbox::copy::hash_item(&item, &mut h)
+                            .with_context(|| format!("{}: COPY source `{p}`", step.loc))?;
+                        parts.push((
+                            format!("file {p}"),
+                            format!("sha256:{}", hex::encode(h.finalize())),
+                        ));
                     }
                 }
             }
@@ -102,7 +122,12 @@ fn context_item(engine: &Engine<'_>, copy: &CopyStep, pattern: &str) -> CopyItem
         ignore.push('\n');
         ignore.push_str(e);
     }
-    CopyItem::Tree { root: engine.context().to_path_buf(), pattern: pattern.to_string(), ignore, extract_archives: copy.is_add }
+    CopyItem::Tree {
+        root: engine.context().to_path_buf(),
+        pattern: pattern.to_string(),
+        ignore,
+        extract_archives: copy.is_add,
+    }
 }
 
 /// Scratch space for one step, with the pieces a sandbox needs.
@@ -125,7 +150,12 @@ impl Workspace {
     }
 
     /// A read-only view of some layers, mounted by the helper.
-    fn view(&mut self, store: &Store, layers: &[LayerRef], views: &mut Vec<SourceView>) -> anyhow::Result<PathBuf> {
+    fn view(
+        &mut self,
+        store: &Store,
+        layers: &[LayerRef],
+        views: &mut Vec<SourceView>,
+    ) -> anyhow::Result<PathBuf> {
         self.views += 1;
         let at = self.path(&format!("view-{}", self.views));
         fs::create_dir(&at)?;
@@ -134,7 +164,10 @@ impl Workspace {
         let mut lowers = layer_dirs(store, layers)?;
         // overlayfs needs a lower even for an empty image.
         lowers.push(empty);
-        views.push(SourceView { lowers, at: at.clone() });
+        views.push(SourceView {
+            lowers,
+            at: at.clone(),
+        });
         Ok(at)
     }
 }
@@ -153,7 +186,12 @@ fn layers_of(engine: &Engine<'_>, from: &SourceRef) -> anyhow::Result<Vec<LayerR
 }
 
 /// Runs a RUN or COPY step and commits its layer.
-pub fn execute(engine: &Engine<'_>, parent: &BuiltStage, step: &Step, id: &str) -> anyhow::Result<LayerRef> {
+pub fn execute(
+    engine: &Engine<'_>,
+    parent: &BuiltStage,
+    step: &Step,
+    id: &str,
+) -> anyhow::Result<LayerRef> {
     let store = engine.store;
     let mut ws = Workspace::new(store)?;
     let lowers = layer_dirs(store, &parent.layers)?;
@@ -163,7 +201,11 @@ pub fn execute(engine: &Engine<'_>, parent: &BuiltStage, step: &Step, id: &str) 
     let hostname = "kiln".to_string();
     let mut views = Vec::new();
     let mut mounts = Vec::new();
-    for (path, kind) in [("/proc", Kind::Dir), ("/sys", Kind::Dir), ("/dev", Kind::Dir)] {
+    for (path, kind) in [
+        ("/proc", Kind::Dir),
+        ("/sys", Kind::Dir),
+        ("/dev", Kind::Dir),
+    ] {
         mountpoints::ensure(&lowers, &placeholder, path, kind)?;
     }
     let (network, action, _locks) = match &step.kind {
@@ -171,15 +213,28 @@ pub fn execute(engine: &Engine<'_>, parent: &BuiltStage, step: &Step, id: &str) 
             let (hosts, resolv) = sandbox::network_files(&ws.path("files"), &hostname)?;
             for (file, target) in [(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")] {
                 let at = mountpoints::ensure(&lowers, &placeholder, target, Kind::File)?;
-                mounts.push(Mount::Bind { source: file, target: at, readonly: true });
+                mounts.push(Mount::Bind {
+                    source: file,
+                    target: at,
+                    readonly: true,
+                });
             }
             let locks = run_mounts(engine, &mut ws, &lowers, run, &mut views, &mut mounts)?;
             let mut env = run.env.clone();
             env.extend(run.proxy_env.iter().cloned());
-            let process = Process { argv: run.argv.clone(), env, user: run.user.clone(), workdir: run.workdir.clone() };
+            let process = Process {
+                argv: run.argv.clone(),
+                env,
+                user: run.user.clone(),
+                workdir: run.workdir.clone(),
+            };
             (run.network, Action::Run(process), locks)
         }
-        StepKind::Copy(copy) => (sandbox::Network::Host, Action::Copy(copy_plan(engine, &mut ws, copy, &mut views)?), Vec::new()),
+        StepKind::Copy(copy) => (
+            sandbox::Network::Host,
+            Action::Copy(copy_plan(engine, &mut ws, copy, &mut views)?),
+            Vec::new(),
+        ),
         StepKind::Config => bail!("config steps have no layer"),
     };
     let spec = Spec {
@@ -216,10 +271,15 @@ pub fn execute(engine: &Engine<'_>, parent: &BuiltStage, step: &Step, id: &str) 
 
 /// The upper directory → blob in the store, and the directory itself
 /// becomes the layer's unpacked copy.
-pub fn commit(store: &Store, upper: &Path, compression: crate::layer::commit::Compression) -> anyhow::Result<LayerRef> {
+pub fn commit(
+    store: &Store,
+    upper: &Path,
+    compression: crate::layer::commit::Compression,
+) -> anyhow::Result<LayerRef> {
     let tmp = store.tempfile()?;
     let file = tmp.reopen()?;
-    let (_, written) = crate::layer::commit::write_layer(upper, file, compression).context("writing the layer")?;
+    let (_, written) =
+        crate::layer::commit::write_layer(upper, file, compression).context("writing the layer")?;
     store.adopt_blob(tmp, &written.digest)?;
     let layer = LayerRef {
         diff_id: written.diff_id.clone(),
@@ -251,7 +311,12 @@ fn run_mounts(
     let mut locks = Vec::new();
     for (n, PlannedMount { spec, from }) in run.mounts.iter().enumerate() {
         match spec {
-            MountSpec::Bind { target, source, readwrite, .. } => {
+            MountSpec::Bind {
+                target,
+                source,
+                readwrite,
+                ..
+            } => {
                 let base = match from {
                     SourceRef::Context => engine.context().to_path_buf(),
                     other => {
@@ -260,7 +325,11 @@ fn run_mounts(
                     }
                 };
                 let host = base.join(clean_path(source));
-                let kind = if from == &SourceRef::Context && host.is_file() { Kind::File } else { Kind::Dir };
+                let kind = if from == &SourceRef::Context && host.is_file() {
+                    Kind::File
+                } else {
+                    Kind::Dir
+                };
                 if from == &SourceRef::Context && !host.exists() {
                     bail!("bind mount source `{source}` not found in the build context");
                 }
@@ -270,12 +339,29 @@ fn run_mounts(
                     let work = ws.path(&format!("bind-{n}-work"));
                     fs::create_dir(&upper)?;
                     fs::create_dir(&work)?;
-                    mounts.push(Mount::Scratch { source: host, upper, work, target: at });
+                    mounts.push(Mount::Scratch {
+                        source: host,
+                        upper,
+                        work,
+                        target: at,
+                    });
                 } else {
-                    mounts.push(Mount::Bind { source: host, target: at, readonly: true });
+                    mounts.push(Mount::Bind {
+                        source: host,
+                        target: at,
+                        readonly: true,
+                    });
                 }
             }
-            MountSpec::Cache { id, target, sharing, readonly, mode, uid, gid } => {
+            MountSpec::Cache {
+                id,
+                target,
+                sharing,
+                readonly,
+                mode,
+                uid,
+                gid,
+            } => {
                 let hex = hex::encode(Sha256::digest(id.as_bytes()));
                 let dir = store.state_dir().join("mounts").join(&hex);
                 if !dir.exists() {
@@ -286,7 +372,11 @@ fn run_mounts(
                     store.adopt_dir(&fresh, &dir)?;
                 }
                 let lock_path = store.state_dir().join("mounts").join(format!("{hex}.lock"));
-                let lock = fs::File::options().create(true).truncate(false).write(true).open(&lock_path)?;
+                let lock = fs::File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)?;
                 let source = match sharing {
                     Sharing::Shared => dir,
                     Sharing::Locked => {
@@ -307,30 +397,54 @@ fn run_mounts(
                     }
                 };
                 let at = mountpoints::ensure(lowers, &placeholder, target, Kind::Dir)?;
-                mounts.push(Mount::Bind { source, target: at, readonly: *readonly });
+                mounts.push(Mount::Bind {
+                    source,
+                    target: at,
+                    readonly: *readonly,
+                });
             }
             MountSpec::Tmpfs { target, size } => {
                 let at = mountpoints::ensure(lowers, &placeholder, target, Kind::Dir)?;
-                mounts.push(Mount::Tmpfs { target: at, size: *size });
+                mounts.push(Mount::Tmpfs {
+                    target: at,
+                    size: *size,
+                });
             }
-            MountSpec::Secret { id, target, mode, uid, gid, .. } => {
+            MountSpec::Secret {
+                id,
+                target,
+                mode,
+                uid,
+                gid,
+                ..
+            } => {
                 let Some(src) = engine.opts.secrets.get(id) else {
                     // Not required and not given: BuildKit skips the mount.
                     continue;
                 };
                 let copy = ws.path(&format!("files/secret-{n}"));
-                fs::copy(src, &copy).with_context(|| format!("reading secret `{id}` from `{}`", src.display()))?;
+                fs::copy(src, &copy)
+                    .with_context(|| format!("reading secret `{id}` from `{}`", src.display()))?;
                 std::os::unix::fs::chown(&copy, Some(*uid), Some(*gid))?;
                 fs::set_permissions(&copy, fs::Permissions::from_mode(*mode))?;
                 let at = mountpoints::ensure(lowers, &placeholder, target, Kind::File)?;
-                mounts.push(Mount::Bind { source: copy, target: at, readonly: true });
+                mounts.push(Mount::Bind {
+                    source: copy,
+                    target: at,
+                    readonly: true,
+                });
             }
         }
     }
     Ok(locks)
 }
 
-fn copy_plan(engine: &Engine<'_>, ws: &mut Workspace, copy: &CopyStep, views: &mut Vec<SourceView>) -> anyhow::Result<CopyPlan> {
+fn copy_plan(
+    engine: &Engine<'_>,
+    ws: &mut Workspace,
+    copy: &CopyStep,
+    views: &mut Vec<SourceView>,
+) -> anyhow::Result<CopyPlan> {
     let store = engine.store;
     let mut items = Vec::new();
     let view = match &copy.from {
@@ -354,18 +468,38 @@ fn copy_plan(engine: &Engine<'_>, ws: &mut Workspace, copy: &CopyStep, views: &m
             CopyInput::Inline { name, content } => {
                 let host = ws.path(&format!("files/inline-{n}"));
                 fs::write(&host, content)?;
-                items.push(CopyItem::File { host, name: name.clone(), mode: 0o644 });
+                items.push(CopyItem::File {
+                    host,
+                    name: name.clone(),
+                    mode: 0o644,
+                });
             }
             CopyInput::Url { url, checksum } => {
                 let host = ws.path(&format!("files/download-{n}"));
                 crate::bases::download(url, &host, checksum.as_deref())?;
-                let name = url.split(['?', '#']).next().unwrap_or(url).rsplit('/').next().unwrap_or("download");
+                let name = url
+                    .split(['?', '#'])
+                    .next()
+                    .unwrap_or(url)
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("download");
                 let name = if name.is_empty() { "download" } else { name };
-                items.push(CopyItem::File { host, name: name.to_string(), mode: 0o600 });
+                items.push(CopyItem::File {
+                    host,
+                    name: name.to_string(),
+                    mode: 0o600,
+                });
             }
         }
     }
-    Ok(CopyPlan { items, dest: copy.dest.clone(), dest_is_dir: copy.dest_is_dir, owner: copy.owner.clone(), chmod: copy.chmod })
+    Ok(CopyPlan {
+        items,
+        dest: copy.dest.clone(),
+        dest_is_dir: copy.dest_is_dir,
+        owner: copy.owner.clone(),
+        chmod: copy.chmod,
+    })
 }
 
 /// `--output type=local`: the final stage's files, layers applied in order.
@@ -382,19 +516,32 @@ pub fn export_local(store: &Store, layers: &[LayerRef], dest: &Path) -> anyhow::
 }
 
 /// Runs a process over `layers` with a throwaway upper directory.
-pub fn run_ephemeral(store: &Store, layers: &[LayerRef], process: Process, network: sandbox::Network) -> anyhow::Result<i32> {
+pub fn run_ephemeral(
+    store: &Store,
+    layers: &[LayerRef],
+    process: Process,
+    network: sandbox::Network,
+) -> anyhow::Result<i32> {
     let ws = Workspace::new(store)?;
     let lowers = layer_dirs(store, layers)?;
     let placeholder = ws.path("placeholder");
     let hostname = "kiln".to_string();
-    for (path, kind) in [("/proc", Kind::Dir), ("/sys", Kind::Dir), ("/dev", Kind::Dir)] {
+    for (path, kind) in [
+        ("/proc", Kind::Dir),
+        ("/sys", Kind::Dir),
+        ("/dev", Kind::Dir),
+    ] {
         mountpoints::ensure(&lowers, &placeholder, path, kind)?;
     }
     let (hosts, resolv) = sandbox::network_files(&ws.path("files"), &hostname)?;
     let mut mounts = Vec::new();
     for (file, target) in [(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")] {
         let at = mountpoints::ensure(&lowers, &placeholder, target, Kind::File)?;
-        mounts.push(Mount::Bind { source: file, target: at, readonly: true });
+        mounts.push(Mount::Bind {
+            source: file,
+            target: at,
+            readonly: true,
+        });
     }
     let mut all = vec![placeholder];
     all.extend(lowers);

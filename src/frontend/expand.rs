@@ -33,7 +33,12 @@ pub type Vars = BTreeMap<String, String>;
 
 /// Expands one word and removes its quotes.
 pub fn expand_word(word: &str, vars: &Vars, escape: char) -> Result<String, ExpandError> {
-    let mut lexer = Lexer { chars: word.chars().collect(), pos: 0, vars, escape };
+    let mut lexer = Lexer {
+        chars: word.chars().collect(),
+        pos: 0,
+        vars,
+        escape,
+    };
     let words = lexer.process(false)?;
     Ok(words.concat())
 }
@@ -41,7 +46,12 @@ pub fn expand_word(word: &str, vars: &Vars, escape: char) -> Result<String, Expa
 /// Expands a string and splits it into words on unquoted whitespace, as for
 /// `EXPOSE 80 443` or the shell form of `VOLUME`.
 pub fn expand_words(text: &str, vars: &Vars, escape: char) -> Result<Vec<String>, ExpandError> {
-    let mut lexer = Lexer { chars: text.chars().collect(), pos: 0, vars, escape };
+    let mut lexer = Lexer {
+        chars: text.chars().collect(),
+        pos: 0,
+        vars,
+        escape,
+    };
     lexer.process(true)
 }
 
@@ -174,8 +184,13 @@ impl Lexer<'_> {
     fn braced(&mut self) -> Result<String, ExpandError> {
         let name = self.name();
         if name.is_empty() {
-            let rest: String = self.chars[self.pos..].iter().take_while(|c| **c != '}').collect();
-            return Err(ExpandError::BadSubstitution { text: format!("${{{rest}}}") });
+            let rest: String = self.chars[self.pos..]
+                .iter()
+                .take_while(|c| **c != '}')
+                .collect();
+            return Err(ExpandError::BadSubstitution {
+                text: format!("${{{rest}}}"),
+            });
         }
         let value = self.vars.get(&name);
         match self.next() {
@@ -190,7 +205,9 @@ impl Lexer<'_> {
                 let word = self.modifier_word()?;
                 apply_modifier(&name, op, value, word)
             }
-            Some(c) => Err(ExpandError::BadSubstitution { text: format!("${{{name}{c}") }),
+            Some(c) => Err(ExpandError::BadSubstitution {
+                text: format!("${{{name}{c}"),
+            }),
             None => Err(ExpandError::UnterminatedBrace),
         }
     }
@@ -229,8 +246,13 @@ fn apply_modifier(
         ('+', Some(_)) => Ok(word),
         ('+', None) => Ok(String::new()),
         ('?', Some(v)) => Ok(v.clone()),
-        ('?', None) => Err(ExpandError::Required { name: name.to_string(), message: word }),
-        (op, _) => Err(ExpandError::BadSubstitution { text: format!("${{{name}:{op}") }),
+        ('?', None) => Err(ExpandError::Required {
+            name: name.to_string(),
+            message: word,
+        }),
+        (op, _) => Err(ExpandError::BadSubstitution {
+            text: format!("${{{name}:{op}"),
+        }),
     }
 }
 
@@ -239,10 +261,15 @@ mod tests {
     use super::*;
 
     fn vars() -> Vars {
-        [("A", "1"), ("EMPTY", ""), ("PATHV", "/usr/bin"), ("SP", "a b")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        [
+            ("A", "1"),
+            ("EMPTY", ""),
+            ("PATHV", "/usr/bin"),
+            ("SP", "a b"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
     }
 
     fn ex(word: &str) -> String {
@@ -279,7 +306,10 @@ mod tests {
         let err = expand_word("${UNSET:?must be set}", &vars(), '\\').unwrap_err();
         assert_eq!(
             err,
-            ExpandError::Required { name: "UNSET".into(), message: "must be set".into() }
+            ExpandError::Required {
+                name: "UNSET".into(),
+                message: "must be set".into()
+            }
         );
         assert_eq!(ex("${A:?x}"), "1");
     }
@@ -304,7 +334,10 @@ mod tests {
             expand_word("'abc", &vars(), '\\').unwrap_err(),
             ExpandError::UnterminatedQuote { quote: '\'' }
         );
-        assert_eq!(expand_word("${A", &vars(), '\\').unwrap_err(), ExpandError::UnterminatedBrace);
+        assert_eq!(
+            expand_word("${A", &vars(), '\\').unwrap_err(),
+            ExpandError::UnterminatedBrace
+        );
         assert!(matches!(
             expand_word("${}", &vars(), '\\').unwrap_err(),
             ExpandError::BadSubstitution { .. }

@@ -75,7 +75,11 @@ pub struct Run {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopySource {
     Path(String),
-    HereDoc { name: String, content: String, expand: bool },
+    HereDoc {
+        name: String,
+        content: String,
+        expand: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,8 +151,10 @@ pub struct Dockerfile {
 impl Dockerfile {
     /// Reads and parses a Dockerfile from disk.
     pub fn read(path: &Path) -> Result<Dockerfile, FrontendError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| FrontendError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| FrontendError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         parse(path, &text)
     }
 
@@ -156,7 +162,11 @@ impl Dockerfile {
     pub fn find_stage(&self, name: &str) -> Option<&Stage> {
         self.stages
             .iter()
-            .find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .find(|s| {
+                s.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
             .or_else(|| name.parse::<usize>().ok().and_then(|i| self.stages.get(i)))
     }
 }
@@ -173,17 +183,28 @@ impl Ctx<'_> {
     }
 
     fn err(&self, offset: usize, message: impl Into<String>) -> FrontendError {
-        FrontendError::Syntax { loc: self.loc(offset), message: message.into() }
+        FrontendError::Syntax {
+            loc: self.loc(offset),
+            message: message.into(),
+        }
     }
 }
 
 /// Parses Dockerfile text. `path` is used in messages only.
 pub fn parse(path: &Path, text: &str) -> Result<Dockerfile, FrontendError> {
     let parsed = pd::parse(text).map_err(|e| FrontendError::Syntax {
-        loc: Location { file: path.to_path_buf(), line: e.line(), column: e.column() },
+        loc: Location {
+            file: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+        },
         message: strip_position(&e.to_string()),
     })?;
-    let escape = parsed.parser_directives.escape.as_ref().map_or('\\', |d| d.value.value);
+    let escape = parsed
+        .parser_directives
+        .escape
+        .as_ref()
+        .map_or('\\', |d| d.value.value);
     let cx = Ctx { path, text, escape };
     let starts: Vec<usize> = parsed.instructions.iter().map(instruction_start).collect();
     let mut global_args = Vec::new();
@@ -199,7 +220,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Dockerfile, FrontendError> {
                 match &*flag.name.value {
                     "platform" => platform = flag.value.as_ref().map(|v| v.value.to_string()),
                     other => {
-                        return Err(cx.err(flag.span().start, format!("unknown flag `--{other}` for FROM")));
+                        return Err(cx.err(
+                            flag.span().start,
+                            format!("unknown flag `--{other}` for FROM"),
+                        ));
                     }
                 }
             }
@@ -224,11 +248,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Dockerfile, FrontendError> {
         }
         let value = convert(&cx, inst, start, end)?;
         match stages.last_mut() {
-            Some(stage) => stage.instructions.push(Located { loc, text: source_text, value }),
+            Some(stage) => stage.instructions.push(Located {
+                loc,
+                text: source_text,
+                value,
+            }),
             None => match value {
                 Instruction::Arg(decls) => {
                     for d in decls {
-                        global_args.push(Located { loc: loc.clone(), text: source_text.clone(), value: d });
+                        global_args.push(Located {
+                            loc: loc.clone(),
+                            text: source_text.clone(),
+                            value: d,
+                        });
                     }
                 }
                 _ => return Err(cx.err(start, "only ARG may come before the first FROM")),
@@ -236,9 +268,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Dockerfile, FrontendError> {
         }
     }
     if stages.is_empty() {
-        return Err(cx.err(text.len(), "no FROM instruction: a Dockerfile needs at least one stage"));
+        return Err(cx.err(
+            text.len(),
+            "no FROM instruction: a Dockerfile needs at least one stage",
+        ));
     }
-    Ok(Dockerfile { path: path.to_path_buf(), escape, global_args, stages })
+    Ok(Dockerfile {
+        path: path.to_path_buf(),
+        escape,
+        global_args,
+        stages,
+    })
 }
 
 /// parse-dockerfile appends " at line L column C"; kiln prints the position
@@ -285,7 +325,10 @@ fn instruction_start(inst: &pd::Instruction<'_>) -> usize {
 /// follow it.
 fn instruction_text(raw: &str) -> String {
     let mut lines: Vec<&str> = raw.lines().collect();
-    while lines.last().is_some_and(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    while lines
+        .last()
+        .is_some_and(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         lines.pop();
     }
     lines.join("\n")
@@ -319,13 +362,18 @@ pub fn join_continuations(text: &str, escape: char) -> String {
 fn flag_value(cx: &Ctx<'_>, flag: &pd::Flag<'_>) -> Result<String, FrontendError> {
     match &flag.value {
         Some(v) => Ok(v.value.to_string()),
-        None => Err(cx.err(flag.span().start, format!("flag `--{}` needs a value", flag.name.value))),
+        None => Err(cx.err(
+            flag.span().start,
+            format!("flag `--{}` needs a value", flag.name.value),
+        )),
     }
 }
 
 fn command_line(cx: &Ctx<'_>, cmd: &pd::Command<'_>) -> CommandLine {
     match cmd {
-        pd::Command::Exec(list) => CommandLine::Exec(list.value.iter().map(|s| s.value.to_string()).collect()),
+        pd::Command::Exec(list) => {
+            CommandLine::Exec(list.value.iter().map(|s| s.value.to_string()).collect())
+        }
         pd::Command::Shell(s) => CommandLine::Shell(join_continuations(s.value, cx.escape)),
         // parse-dockerfile marks the enum non-exhaustive; a new form would
         // show up here as an empty shell command rather than a panic.
@@ -333,7 +381,12 @@ fn command_line(cx: &Ctx<'_>, cmd: &pd::Command<'_>) -> CommandLine {
     }
 }
 
-fn convert(cx: &Ctx<'_>, inst: &pd::Instruction<'_>, start: usize, end: usize) -> Result<Instruction, FrontendError> {
+fn convert(
+    cx: &Ctx<'_>,
+    inst: &pd::Instruction<'_>,
+    start: usize,
+    end: usize,
+) -> Result<Instruction, FrontendError> {
     use pd::Instruction as I;
     Ok(match inst {
         I::Arg(a) => {
@@ -342,22 +395,38 @@ fn convert(cx: &Ctx<'_>, inst: &pd::Instruction<'_>, start: usize, end: usize) -
             let decls = words
                 .into_iter()
                 .map(|w| match w.split_once('=') {
-                    Some((k, v)) => ArgDecl { name: k.to_string(), default: Some(v.to_string()) },
-                    None => ArgDecl { name: w, default: None },
+                    Some((k, v)) => ArgDecl {
+                        name: k.to_string(),
+                        default: Some(v.to_string()),
+                    },
+                    None => ArgDecl {
+                        name: w,
+                        default: None,
+                    },
                 })
                 .collect::<Vec<_>>();
             for d in &decls {
-                if d.name.is_empty() || !d.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(cx.err(a.arguments.span.start, format!("invalid ARG name `{}`", d.name)));
+                if d.name.is_empty()
+                    || !d
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Err(cx.err(
+                        a.arguments.span.start,
+                        format!("invalid ARG name `{}`", d.name),
+                    ));
                 }
             }
             Instruction::Arg(decls)
         }
         I::Env(e) => Instruction::Env(
-            words::key_value_pairs(&e.arguments.value, cx.escape).map_err(|m| cx.err(e.arguments.span.start, m))?,
+            words::key_value_pairs(&e.arguments.value, cx.escape)
+                .map_err(|m| cx.err(e.arguments.span.start, m))?,
         ),
         I::Label(l) => Instruction::Label(
-            words::key_value_pairs(&l.arguments.value, cx.escape).map_err(|m| cx.err(l.arguments.span.start, m))?,
+            words::key_value_pairs(&l.arguments.value, cx.escape)
+                .map_err(|m| cx.err(l.arguments.span.start, m))?,
         ),
         I::Maintainer(m) => Instruction::Maintainer(m.name.value.to_string()),
         I::Run(r) => {
@@ -373,17 +442,28 @@ fn convert(cx: &Ctx<'_>, inst: &pd::Instruction<'_>, start: usize, end: usize) -
                             "default" | "host" => Network::Host,
                             "none" => Network::None,
                             other => {
-                                return Err(cx.err(flag.span().start, format!("`--network={other}`: use default, host or none")));
+                                return Err(cx.err(
+                                    flag.span().start,
+                                    format!("`--network={other}`: use default, host or none"),
+                                ));
                             }
                         }
                     }
                     "security" => {
                         let v = flag_value(cx, flag)?;
                         if v != "sandbox" {
-                            return Err(cx.err(flag.span().start, format!("`--security={v}` is not supported; only sandbox")));
+                            return Err(cx.err(
+                                flag.span().start,
+                                format!("`--security={v}` is not supported; only sandbox"),
+                            ));
                         }
                     }
-                    other => return Err(cx.err(flag.span().start, format!("unknown flag `--{other}` for RUN"))),
+                    other => {
+                        return Err(cx.err(
+                            flag.span().start,
+                            format!("unknown flag `--{other}` for RUN"),
+                        ));
+                    }
                 }
             }
             let command = if r.here_docs.is_empty() {
@@ -391,12 +471,22 @@ fn convert(cx: &Ctx<'_>, inst: &pd::Instruction<'_>, start: usize, end: usize) -
             } else {
                 match (&r.arguments, r.here_docs.as_slice()) {
                     // `RUN <<EOT` alone: the heredoc is the script.
-                    (pd::Command::Shell(s), [doc]) if s.value.trim().is_empty() => CommandLine::Shell(doc.value.to_string()),
+                    (pd::Command::Shell(s), [doc]) if s.value.trim().is_empty() => {
+                        CommandLine::Shell(doc.value.to_string())
+                    }
                     // Otherwise the shell sees the heredocs itself.
-                    _ => CommandLine::Shell(instruction_text(&cx.text[args_start..end]).trim().to_string()),
+                    _ => CommandLine::Shell(
+                        instruction_text(&cx.text[args_start..end])
+                            .trim()
+                            .to_string(),
+                    ),
                 }
             };
-            Instruction::Run(Run { mounts, network, command })
+            Instruction::Run(Run {
+                mounts,
+                network,
+                command,
+            })
         }
         I::Copy(c) => copy_like(cx, false, &c.options, &c.src, &c.dest)?,
         I::Add(a) => copy_like(cx, true, &a.options, &a.src, &a.dest)?,
@@ -404,19 +494,37 @@ fn convert(cx: &Ctx<'_>, inst: &pd::Instruction<'_>, start: usize, end: usize) -
         I::User(u) => Instruction::User(u.arguments.value.to_string()),
         I::Cmd(c) => Instruction::Cmd(command_line(cx, &c.arguments)),
         I::Entrypoint(e) => Instruction::Entrypoint(command_line(cx, &e.arguments)),
-        I::Shell(s) => Instruction::Shell(s.arguments.iter().map(|a| a.value.to_string()).collect()),
-        I::Expose(e) => Instruction::Expose(e.arguments.iter().map(|a| a.value.as_ref()).collect::<Vec<_>>().join(" ")),
+        I::Shell(s) => {
+            Instruction::Shell(s.arguments.iter().map(|a| a.value.to_string()).collect())
+        }
+        I::Expose(e) => Instruction::Expose(
+            e.arguments
+                .iter()
+                .map(|a| a.value.as_ref())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         I::Volume(v) => Instruction::Volume(match &v.arguments {
-            pd::JsonOrStringArray::Json(list) => list.value.iter().map(|s| s.value.to_string()).collect(),
-            pd::JsonOrStringArray::String(list) => list.iter().map(|s| s.value.to_string()).collect(),
+            pd::JsonOrStringArray::Json(list) => {
+                list.value.iter().map(|s| s.value.to_string()).collect()
+            }
+            pd::JsonOrStringArray::String(list) => {
+                list.iter().map(|s| s.value.to_string()).collect()
+            }
         }),
         I::Stopsignal(s) => Instruction::Stopsignal(s.arguments.value.to_string()),
         I::Healthcheck(h) => healthcheck(cx, h)?,
         I::Onbuild(o) => {
             let inner_start = instruction_start(&o.instruction);
             let inner = instruction_text(&cx.text[inner_start..end]);
-            if matches!(*o.instruction, I::From(_) | I::Maintainer(_) | I::Onbuild(_)) {
-                return Err(cx.err(inner_start, "ONBUILD may not trigger FROM, MAINTAINER or ONBUILD"));
+            if matches!(
+                *o.instruction,
+                I::From(_) | I::Maintainer(_) | I::Onbuild(_)
+            ) {
+                return Err(cx.err(
+                    inner_start,
+                    "ONBUILD may not trigger FROM, MAINTAINER or ONBUILD",
+                ));
             }
             Instruction::Onbuild(join_continuations(&inner, cx.escape))
         }
@@ -451,7 +559,10 @@ fn copy_like(
             ("chmod", _) => {
                 let v = flag_value(cx, flag)?;
                 if u32::from_str_radix(&v, 8).is_err() && !v.contains('$') {
-                    return Err(cx.err(flag.span().start, format!("`--chmod={v}` is not an octal mode")));
+                    return Err(cx.err(
+                        flag.span().start,
+                        format!("`--chmod={v}` is not an octal mode"),
+                    ));
                 }
                 copy.chmod = Some(v);
             }
@@ -460,7 +571,10 @@ fn copy_like(
             ("checksum", true) => copy.checksum = Some(flag_value(cx, flag)?),
             ("keep-git-dir", true) => {}
             (other, _) => {
-                return Err(cx.err(flag.span().start, format!("unknown flag `--{other}` for {name}")));
+                return Err(cx.err(
+                    flag.span().start,
+                    format!("unknown flag `--{other}` for {name}"),
+                ));
             }
         }
     }
@@ -470,7 +584,11 @@ fn copy_like(
             pd::Source::HereDoc(doc) => {
                 let marker = &cx.text[..doc.span.start];
                 let name = heredoc_name(marker).unwrap_or_else(|| "heredoc".to_string());
-                CopySource::HereDoc { name, content: doc.value.to_string(), expand: doc.expand }
+                CopySource::HereDoc {
+                    name,
+                    content: doc.value.to_string(),
+                    expand: doc.expand,
+                }
             }
             _ => return Err(cx.err(dest.span.start, format!("unsupported {name} source form"))),
         });
@@ -491,7 +609,10 @@ fn heredoc_name(before: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-fn healthcheck(cx: &Ctx<'_>, h: &pd::HealthcheckInstruction<'_>) -> Result<Instruction, FrontendError> {
+fn healthcheck(
+    cx: &Ctx<'_>,
+    h: &pd::HealthcheckInstruction<'_>,
+) -> Result<Instruction, FrontendError> {
     let mut interval = None;
     let mut timeout = None;
     let mut start_period = None;
@@ -505,7 +626,12 @@ fn healthcheck(cx: &Ctx<'_>, h: &pd::HealthcheckInstruction<'_>) -> Result<Instr
             "start-period" => start_period = v,
             "start-interval" => start_interval = v,
             "retries" => retries = v,
-            other => return Err(cx.err(flag.span().start, format!("unknown flag `--{other}` for HEALTHCHECK"))),
+            other => {
+                return Err(cx.err(
+                    flag.span().start,
+                    format!("unknown flag `--{other}` for HEALTHCHECK"),
+                ));
+            }
         }
     }
     Ok(Instruction::Healthcheck(match &h.arguments {

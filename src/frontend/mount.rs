@@ -78,7 +78,11 @@ fn csv_fields(text: &str) -> Result<Vec<String>, String> {
         return Err("unterminated `\"` in mount options".to_string());
     }
     fields.push(current);
-    Ok(fields.into_iter().map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect())
+    Ok(fields
+        .into_iter()
+        .map(|f| f.trim().to_string())
+        .filter(|f| !f.is_empty())
+        .collect())
 }
 
 fn parse_bool(key: &str, value: Option<&str>) -> Result<bool, String> {
@@ -94,7 +98,9 @@ fn parse_octal(key: &str, value: &str) -> Result<u32, String> {
 }
 
 fn parse_id(key: &str, value: &str) -> Result<u32, String> {
-    value.parse().map_err(|_| format!("`{key}={value}` is not a number"))
+    value
+        .parse()
+        .map_err(|_| format!("`{key}={value}` is not a number"))
 }
 
 fn parse_size(value: &str) -> Result<u64, String> {
@@ -111,7 +117,10 @@ fn parse_size(value: &str) -> Result<u64, String> {
             (&value[..i], mult)
         }
     };
-    digits.parse::<u64>().map(|n| n * mult).map_err(|_| format!("`size={value}` is not a size"))
+    digits
+        .parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("`size={value}` is not a size"))
 }
 
 /// Parses the value of one `--mount` flag.
@@ -164,9 +173,19 @@ pub fn parse_mount(text: &str) -> Result<MountSpec, String> {
             _ => return Err(format!("unknown mount option `{key}`")),
         }
     }
-    let absolute = |t: String| if t.starts_with('/') { t } else { format!("/{t}") };
+    let absolute = |t: String| {
+        if t.starts_with('/') {
+            t
+        } else {
+            format!("/{t}")
+        }
+    };
     let reject = |what: &str, present: bool| {
-        if present { Err(format!("`{what}` does not apply to type={kind}")) } else { Ok(()) }
+        if present {
+            Err(format!("`{what}` does not apply to type={kind}"))
+        } else {
+            Ok(())
+        }
     };
     match kind.as_str() {
         "bind" => {
@@ -199,7 +218,10 @@ pub fn parse_mount(text: &str) -> Result<MountSpec, String> {
             let target = target.ok_or("type=tmpfs needs `target`")?;
             reject("from", from.is_some())?;
             reject("source", source.is_some())?;
-            Ok(MountSpec::Tmpfs { target: absolute(target), size })
+            Ok(MountSpec::Tmpfs {
+                target: absolute(target),
+                size,
+            })
         }
         "secret" => {
             reject("from", from.is_some())?;
@@ -212,10 +234,19 @@ pub fn parse_mount(text: &str) -> Result<MountSpec, String> {
                 return Err(format!("secret id `{id}` is not valid"));
             }
             let target = absolute(target.unwrap_or_else(|| format!("/run/secrets/{id}")));
-            Ok(MountSpec::Secret { id, target, required, mode: mode.unwrap_or(0o400), uid, gid })
+            Ok(MountSpec::Secret {
+                id,
+                target,
+                required,
+                mode: mode.unwrap_or(0o400),
+                uid,
+                gid,
+            })
         }
         "ssh" => Err("type=ssh is not supported by kiln; use type=secret".to_string()),
-        other => Err(format!("unknown mount type `{other}` (bind, cache, tmpfs, secret)")),
+        other => Err(format!(
+            "unknown mount type `{other}` (bind, cache, tmpfs, secret)"
+        )),
     }
 }
 
@@ -227,7 +258,12 @@ mod tests {
     fn bind_defaults_to_read_only_root_of_context() {
         assert_eq!(
             parse_mount("type=bind,target=/src").unwrap(),
-            MountSpec::Bind { target: "/src".into(), source: "/".into(), from: None, readwrite: false }
+            MountSpec::Bind {
+                target: "/src".into(),
+                source: "/".into(),
+                from: None,
+                readwrite: false
+            }
         );
         assert_eq!(
             parse_mount("target=src,from=builder,source=/out,rw").unwrap(),
@@ -271,14 +307,19 @@ mod tests {
             }
         );
         let m = parse_mount("type=secret,target=/etc/token,mode=0444,required").unwrap();
-        assert!(matches!(m, MountSpec::Secret { ref id, mode: 0o444, required: true, .. } if id == "token"));
+        assert!(
+            matches!(m, MountSpec::Secret { ref id, mode: 0o444, required: true, .. } if id == "token")
+        );
     }
 
     #[test]
     fn tmpfs_size_units() {
         assert_eq!(
             parse_mount("type=tmpfs,target=/t,size=64m").unwrap(),
-            MountSpec::Tmpfs { target: "/t".into(), size: Some(64 << 20) }
+            MountSpec::Tmpfs {
+                target: "/t".into(),
+                size: Some(64 << 20)
+            }
         );
     }
 
@@ -293,8 +334,14 @@ mod tests {
         for (input, needle) in [
             ("type=bind", "needs `target`"),
             ("type=nfs,target=/x", "unknown mount type `nfs`"),
-            ("type=cache,target=/x,sharing=sometimes", "sharing=sometimes"),
-            ("type=bind,target=/x,colour=blue", "unknown mount option `colour`"),
+            (
+                "type=cache,target=/x,sharing=sometimes",
+                "sharing=sometimes",
+            ),
+            (
+                "type=bind,target=/x,colour=blue",
+                "unknown mount option `colour`",
+            ),
             ("type=cache,target=/x,mode=99", "octal"),
             ("type=tmpfs,target=/x,size=lots", "size=lots"),
             ("type=ssh", "not supported"),

@@ -15,7 +15,11 @@ pub struct Pattern {
 impl Pattern {
     /// Compiles a pattern; leading `/` and `./` are dropped, as Docker does.
     pub fn new(text: &str) -> Pattern {
-        let components = clean_path(text).split('/').filter(|c| !c.is_empty()).map(String::from).collect();
+        let components = clean_path(text)
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect();
         Pattern { components }
     }
 
@@ -211,7 +215,10 @@ mod tests {
         assert!(rules.is_ignored("build/out/x.o"));
         assert!(rules.is_ignored(".git/HEAD"));
         assert!(!rules.is_ignored("src/main.rs"));
-        assert!(!rules.is_ignored("docs/x.md"), "*.md matches top-level files only");
+        assert!(
+            !rules.is_ignored("docs/x.md"),
+            "*.md matches top-level files only"
+        );
     }
 
     #[test]

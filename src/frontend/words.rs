@@ -78,7 +78,9 @@ pub fn key_value_pairs(text: &str, escape: char) -> Result<Vec<(String, String)>
         .into_iter()
         .map(|w| match w.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(format!("`{w}` is not KEY=value: a list of assignments needs `=` in each")),
+            _ => Err(format!(
+                "`{w}` is not KEY=value: a list of assignments needs `=` in each"
+            )),
         })
         .collect()
 }
@@ -92,8 +94,13 @@ mod tests {
         let p = key_value_pairs("A=1 B=\"two words\"   C='x y' D=", '\\').unwrap();
         assert_eq!(
             p,
-            [("A", "1"), ("B", "\"two words\""), ("C", "'x y'"), ("D", "")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+            [
+                ("A", "1"),
+                ("B", "\"two words\""),
+                ("C", "'x y'"),
+                ("D", "")
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
         );
     }
 

@@ -41,7 +41,11 @@ pub struct WrittenLayer {
 }
 
 /// Writes `dir` as a compressed layer to `out`.
-pub fn write_layer(dir: &Path, out: File, compression: Compression) -> io::Result<(File, WrittenLayer)> {
+pub fn write_layer(
+    dir: &Path,
+    out: File,
+    compression: Compression,
+) -> io::Result<(File, WrittenLayer)> {
     let blob = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, out));
     let epoch = crate::image::source_date_epoch();
     let (blob, diff_id, media_type) = match compression {
@@ -64,7 +68,15 @@ pub fn write_layer(dir: &Path, out: File, compression: Compression) -> io::Resul
     let (buffered, digest, size) = blob.finish();
     let file = buffered.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
-    Ok((file, WrittenLayer { diff_id, digest, size, media_type }))
+    Ok((
+        file,
+        WrittenLayer {
+            diff_id,
+            digest,
+            size,
+            media_type,
+        },
+    ))
 }
 
 /// Writes the uncompressed tar of `dir` to `out`.
@@ -72,12 +84,18 @@ pub fn write_tar(dir: &Path, out: &mut impl Write, epoch: Option<i64>) -> io::Re
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
-    let walker = walkdir::WalkDir::new(dir).min_depth(1).follow_links(false).sort_by_file_name();
+    let walker = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name();
     for entry in walker {
         let entry = entry.map_err(io::Error::other)?;
         let rel = entry.path().strip_prefix(dir).map_err(io::Error::other)?;
         let rel = rel.to_str().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("`{}` is not UTF-8", rel.display()))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("`{}` is not UTF-8", rel.display()),
+            )
         })?;
         let meta = entry.path().symlink_metadata()?;
         let ft = meta.file_type();
@@ -98,14 +116,22 @@ pub fn write_tar(dir: &Path, out: &mut impl Write, epoch: Option<i64>) -> io::Re
             continue;
         }
         let xattrs = read_xattrs(entry.path())?;
-        let pax: Vec<(String, Vec<u8>)> =
-            xattrs.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.clone())).collect();
+        let pax: Vec<(String, Vec<u8>)> = xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.clone()))
+            .collect();
         if !pax.is_empty() {
             tar.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
         }
         let mode = meta.mode() & 0o7777;
         if ft.is_dir() {
-            let mut h = base_header(tar::EntryType::Directory, mode, meta.uid(), meta.gid(), mtime);
+            let mut h = base_header(
+                tar::EntryType::Directory,
+                mode,
+                meta.uid(),
+                meta.gid(),
+                mtime,
+            );
             h.set_size(0);
             tar.append_data(&mut h, format!("{rel}/"), io::empty())?;
             if xattr::get(entry.path(), OVERLAY_OPAQUE_XATTR)?.as_deref() == Some(b"y") {
@@ -115,14 +141,21 @@ pub fn write_tar(dir: &Path, out: &mut impl Write, epoch: Option<i64>) -> io::Re
             }
         } else if ft.is_symlink() {
             let target = std::fs::read_link(entry.path())?;
-            let mut h = base_header(tar::EntryType::Symlink, 0o777, meta.uid(), meta.gid(), mtime);
+            let mut h = base_header(
+                tar::EntryType::Symlink,
+                0o777,
+                meta.uid(),
+                meta.gid(),
+                mtime,
+            );
             h.set_size(0);
             tar.append_link(&mut h, rel, target)?;
         } else if ft.is_file() {
             let key = (meta.dev(), meta.ino());
             if meta.nlink() > 1 {
                 if let Some(first) = links.get(&key) {
-                    let mut h = base_header(tar::EntryType::Link, mode, meta.uid(), meta.gid(), mtime);
+                    let mut h =
+                        base_header(tar::EntryType::Link, mode, meta.uid(), meta.gid(), mtime);
                     h.set_size(0);
                     tar.append_link(&mut h, rel, first)?;
                     continue;
@@ -137,7 +170,11 @@ pub fn write_tar(dir: &Path, out: &mut impl Write, epoch: Option<i64>) -> io::Re
             h.set_size(0);
             tar.append_data(&mut h, rel, io::empty())?;
         } else if ft.is_char_device() || ft.is_block_device() {
-            let kind = if ft.is_char_device() { tar::EntryType::Char } else { tar::EntryType::Block };
+            let kind = if ft.is_char_device() {
+                tar::EntryType::Char
+            } else {
+                tar::EntryType::Block
+            };
             let mut h = base_header(kind, mode, meta.uid(), meta.gid(), mtime);
             let rdev = meta.rdev();
             h.set_device_major(rustix::fs::major(rdev))?;

@@ -41,8 +41,15 @@ pub struct Root {
 
 impl Root {
     pub fn open(path: &Path) -> io::Result<Root> {
-        let fd = rfs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-        Ok(Root { fd, path: path.to_path_buf() })
+        let fd = rfs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Root {
+            fd,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -77,7 +84,12 @@ impl Root {
 
     /// Opens (creating with `mode`, owned by `owner`) every directory of
     /// `parts`, and returns the last one.
-    pub fn mkdir_all(&self, parts: &[&str], mode: u32, owner: Option<(u32, u32)>) -> io::Result<OwnedFd> {
+    pub fn mkdir_all(
+        &self,
+        parts: &[&str],
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> io::Result<OwnedFd> {
         match self.open_dir(parts) {
             Ok(fd) => return Ok(fd),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -108,15 +120,18 @@ impl Root {
 
     /// The parent directory of `parts` (created as needed) and the name.
     pub fn parent<'p>(&self, parts: &[&'p str]) -> io::Result<(OwnedFd, &'p str)> {
-        let (name, dirs) = parts
-            .split_last()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the root itself has no parent"))?;
+        let (name, dirs) = parts.split_last().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "the root itself has no parent")
+        })?;
         Ok((self.mkdir_all(dirs, 0o755, None)?, name))
     }
 
     /// The real host path of a descriptor opened inside this root.
     pub fn host_path(fd: &impl AsFd) -> io::Result<PathBuf> {
-        let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd()));
+        let link = format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd())
+        );
         std::fs::read_link(link)
     }
 }
@@ -159,9 +174,20 @@ pub fn chown_at(dir: &impl AsFd, name: &str, uid: u32, gid: u32) -> io::Result<(
 
 /// Sets the modification (and access) time without following a symlink.
 pub fn set_mtime_at(dir: &impl AsFd, name: &str, mtime: i64) -> io::Result<()> {
-    let ts = rfs::Timespec { tv_sec: mtime, tv_nsec: 0 };
-    let times = rfs::Timestamps { last_access: ts, last_modification: ts };
-    Ok(rfs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)?)
+    let ts = rfs::Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    let times = rfs::Timestamps {
+        last_access: ts,
+        last_modification: ts,
+    };
+    Ok(rfs::utimensat(
+        dir,
+        name,
+        &times,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
 }
 
 pub fn os(name: &str) -> &OsStr {

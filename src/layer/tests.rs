@@ -21,7 +21,11 @@ fn make_tree(root: &Path, fixture: &str) {
             "d" | "o" => {
                 fs::create_dir_all(&path).unwrap();
                 if let Some(mode) = f.next() {
-                    fs::set_permissions(&path, fs::Permissions::from_mode(u32::from_str_radix(mode, 8).unwrap())).unwrap();
+                    fs::set_permissions(
+                        &path,
+                        fs::Permissions::from_mode(u32::from_str_radix(mode, 8).unwrap()),
+                    )
+                    .unwrap();
                 }
                 if kind == "o" {
                     xattr::set(&path, "trusted.overlay.opaque", b"y").unwrap();
@@ -34,7 +38,14 @@ fn make_tree(root: &Path, fixture: &str) {
             }
             "l" => symlink(f.next().unwrap(), &path).unwrap(),
             "h" => fs::hard_link(root.join(f.next().unwrap()), &path).unwrap(),
-            "w" => rustix::fs::mknodat(rustix::fs::CWD, &path, rustix::fs::FileType::CharacterDevice, rustix::fs::Mode::empty(), 0).unwrap(),
+            "w" => rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &path,
+                rustix::fs::FileType::CharacterDevice,
+                rustix::fs::Mode::empty(),
+                0,
+            )
+            .unwrap(),
             other => panic!("unknown fixture kind {other}"),
         }
     }
@@ -51,7 +62,10 @@ fn describe(root: &Path) -> String {
         use std::os::unix::fs::FileTypeExt;
         let ft = m.file_type();
         out.push(if ft.is_dir() {
-            let opaque = xattr::get(e.path(), "trusted.overlay.opaque").unwrap().as_deref() == Some(b"y");
+            let opaque = xattr::get(e.path(), "trusted.overlay.opaque")
+                .unwrap()
+                .as_deref()
+                == Some(b"y");
             format!("{} {rel} {mode:o}", if opaque { "o" } else { "d" })
         } else if ft.is_symlink() {
             format!("l {rel} {}", fs::read_link(e.path()).unwrap().display())
@@ -99,8 +113,18 @@ fn roundtrip(fixture: &str) -> (Vec<String>, String) {
     fs::create_dir(&dst).unwrap();
     make_tree(&src, fixture);
     let bytes = tar_of(&src, None);
-    unpack(bytes.as_slice(), &Root::open(&dst).unwrap(), &[], Flavor::Overlay).unwrap();
-    assert_eq!(describe(&src), describe(&dst), "round trip changed the tree");
+    unpack(
+        bytes.as_slice(),
+        &Root::open(&dst).unwrap(),
+        &[],
+        Flavor::Overlay,
+    )
+    .unwrap();
+    assert_eq!(
+        describe(&src),
+        describe(&dst),
+        "round trip changed the tree"
+    );
     (list_tar(&bytes), describe(&dst))
 }
 
@@ -125,14 +149,32 @@ fn whiteout_at_top_level() {
 #[test]
 fn whiteout_of_a_directory_and_opaque_nested() {
     let (entries, tree) = roundtrip("d a 700\nw a/sub\no a/b 750\nw a/b/c");
-    assert_eq!(entries, ["d a/", "d a/b/", "f a/b/.wh..wh..opq", "f a/b/.wh.c", "f a/.wh.sub"]);
+    assert_eq!(
+        entries,
+        [
+            "d a/",
+            "d a/b/",
+            "f a/b/.wh..wh..opq",
+            "f a/b/.wh.c",
+            "f a/.wh.sub"
+        ]
+    );
     assert!(tree.contains("o a/b 750"));
 }
 
 #[test]
 fn symlinks_hardlinks_modes() {
-    let (entries, tree) = roundtrip("d bin 755\nf bin/tool 4755 #!\nh bin/alias bin/tool\nl sh /bin/tool");
-    assert_eq!(entries, ["d bin/", "f bin/alias", "h bin/tool -> bin/alias", "l sh -> /bin/tool"]);
+    let (entries, tree) =
+        roundtrip("d bin 755\nf bin/tool 4755 #!\nh bin/alias bin/tool\nl sh /bin/tool");
+    assert_eq!(
+        entries,
+        [
+            "d bin/",
+            "f bin/alias",
+            "h bin/tool -> bin/alias",
+            "l sh -> /bin/tool"
+        ]
+    );
     assert!(tree.contains("f bin/tool 4755"), "{tree}");
 }
 
@@ -144,11 +186,24 @@ fn capabilities_travel_as_pax_xattrs() {
     fs::create_dir(&dst).unwrap();
     make_tree(&src, "f ping 755 x");
     // A v2 file capability: cap_net_raw permitted and effective.
-    let cap: [u8; 20] = [0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let cap: [u8; 20] = [
+        0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
     xattr::set(src.join("ping"), "security.capability", &cap).unwrap();
     let bytes = tar_of(&src, None);
-    unpack(bytes.as_slice(), &Root::open(&dst).unwrap(), &[], Flavor::Overlay).unwrap();
-    assert_eq!(xattr::get(dst.join("ping"), "security.capability").unwrap().as_deref(), Some(&cap[..]));
+    unpack(
+        bytes.as_slice(),
+        &Root::open(&dst).unwrap(),
+        &[],
+        Flavor::Overlay,
+    )
+    .unwrap();
+    assert_eq!(
+        xattr::get(dst.join("ping"), "security.capability")
+            .unwrap()
+            .as_deref(),
+        Some(&cap[..])
+    );
 }
 
 #[test]
@@ -167,23 +222,37 @@ fn tars_are_deterministic_and_clamped() {
         assert_eq!(e.header().uid().unwrap(), 0);
         assert!(e.header().username().unwrap().unwrap_or("").is_empty());
     }
-    assert_ne!(tar_of(&src, None), one, "without an epoch, real mtimes are kept");
+    assert_ne!(
+        tar_of(&src, None),
+        one,
+        "without an epoch, real mtimes are kept"
+    );
 }
 
 #[test]
 fn apply_flavor_deletes_what_whiteouts_name() {
     let t = tempfile::tempdir().unwrap();
-    let (l1, l2, dst) = (t.path().join("l1"), t.path().join("l2"), t.path().join("dst"));
+    let (l1, l2, dst) = (
+        t.path().join("l1"),
+        t.path().join("l2"),
+        t.path().join("dst"),
+    );
     for d in [&l1, &l2, &dst] {
         fs::create_dir(d).unwrap();
     }
-    make_tree(&l1, "d etc 755\nf etc/keep 644 k\nf etc/drop 644 d\nd var 755\nf var/old 644 o");
+    make_tree(
+        &l1,
+        "d etc 755\nf etc/keep 644 k\nf etc/drop 644 d\nd var 755\nf var/old 644 o",
+    );
     make_tree(&l2, "d etc 755\nw etc/drop\no var 755\nf var/new 644 n");
     let root = Root::open(&dst).unwrap();
     for layer in [&l1, &l2] {
         unpack(tar_of(layer, None).as_slice(), &root, &[], Flavor::Apply).unwrap();
     }
-    assert_eq!(describe(&dst), "d etc 755\nf etc/keep 644 k\nd var 755\nf var/new 644 n");
+    assert_eq!(
+        describe(&dst),
+        "d etc 755\nf etc/keep 644 k\nd var 755\nf var/new 644 n"
+    );
 }
 
 #[test]
@@ -193,9 +262,18 @@ fn plain_flavor_skips_whiteouts_and_extracts_below_a_directory() {
     fs::create_dir(&src).unwrap();
     fs::create_dir(&dst).unwrap();
     make_tree(&src, "f x 644 1\nw y");
-    let report = unpack(tar_of(&src, None).as_slice(), &Root::open(&dst).unwrap(), &["opt", "into"], Flavor::Plain).unwrap();
+    let report = unpack(
+        tar_of(&src, None).as_slice(),
+        &Root::open(&dst).unwrap(),
+        &["opt", "into"],
+        Flavor::Plain,
+    )
+    .unwrap();
     assert_eq!(report.skipped_whiteouts, 1);
-    assert_eq!(describe(&dst), "d opt 755\nd opt/into 755\nf opt/into/x 644 1");
+    assert_eq!(
+        describe(&dst),
+        "d opt 755\nd opt/into 755\nf opt/into/x 644 1"
+    );
 }
 
 #[test]
@@ -204,13 +282,19 @@ fn compressed_layers_decompress_by_magic() {
     let src = t.path().join("src");
     fs::create_dir(&src).unwrap();
     make_tree(&src, "f a 644 hello");
-    for compression in [super::commit::Compression::Gzip, super::commit::Compression::Zstd] {
+    for compression in [
+        super::commit::Compression::Gzip,
+        super::commit::Compression::Zstd,
+    ] {
         let out = tempfile::tempfile().unwrap();
         let (mut file, written) = super::commit::write_layer(&src, out, compression).unwrap();
         use std::io::Seek;
         file.rewind().unwrap();
         let mut raw = Vec::new();
-        super::unpack::decompress(file).unwrap().read_to_end(&mut raw).unwrap();
+        super::unpack::decompress(file)
+            .unwrap()
+            .read_to_end(&mut raw)
+            .unwrap();
         assert_eq!(crate::digest::sha256_of(&raw), written.diff_id);
         assert_eq!(list_tar(&raw), ["f a"]);
     }

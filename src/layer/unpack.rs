@@ -103,7 +103,10 @@ pub fn unpack(
     for entry in tar.entries().map_err(UnpackError::Read)? {
         let mut entry = entry.map_err(UnpackError::Read)?;
         let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let fail = |source: io::Error| UnpackError::Entry { path: raw_path.clone(), source };
+        let fail = |source: io::Error| UnpackError::Entry {
+            path: raw_path.clone(),
+            source,
+        };
         let entry_parts = components(&raw_path).map_err(fail)?;
         let mut parts: Vec<&str> = dest_dir.to_vec();
         parts.extend(entry_parts.iter().copied());
@@ -124,7 +127,8 @@ pub fn unpack(
                     let host = Root::host_path(&dir).map_err(fail)?;
                     for child in std::fs::read_dir(&host).map_err(fail)? {
                         let child = child.map_err(fail)?;
-                        confined::remove_at(&dir, &child.file_name().to_string_lossy()).map_err(fail)?;
+                        confined::remove_at(&dir, &child.file_name().to_string_lossy())
+                            .map_err(fail)?;
                     }
                 } else {
                     confined::remove_at(&dir, hidden).map_err(fail)?;
@@ -132,12 +136,23 @@ pub fn unpack(
                 continue;
             }
             if name == OPAQUE_MARKER {
-                rfs::fsetxattr(&reopen_dir(&dir).map_err(fail)?, OVERLAY_OPAQUE_XATTR, b"y", rfs::XattrFlags::empty())
-                    .map_err(|e| fail(e.into()))?;
+                rfs::fsetxattr(
+                    &reopen_dir(&dir).map_err(fail)?,
+                    OVERLAY_OPAQUE_XATTR,
+                    b"y",
+                    rfs::XattrFlags::empty(),
+                )
+                .map_err(|e| fail(e.into()))?;
             } else {
                 confined::remove_at(&dir, hidden).map_err(fail)?;
-                rfs::mknodat(&dir, hidden, rfs::FileType::CharacterDevice, Mode::empty(), rfs::makedev(0, 0))
-                    .map_err(|e| fail(e.into()))?;
+                rfs::mknodat(
+                    &dir,
+                    hidden,
+                    rfs::FileType::CharacterDevice,
+                    Mode::empty(),
+                    rfs::makedev(0, 0),
+                )
+                .map_err(|e| fail(e.into()))?;
             }
             continue;
         }
@@ -159,10 +174,16 @@ pub fn unpack(
         match kind {
             tar::EntryType::Directory => {
                 if !keep_existing_dir {
-                    rfs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)).map_err(|e| fail(e.into()))?;
+                    rfs::mkdirat(&dir, name, Mode::from_raw_mode(0o700))
+                        .map_err(|e| fail(e.into()))?;
                 }
-                let fd = rfs::openat(&dir, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| fail(e.into()))?;
+                let fd = rfs::openat(
+                    &dir,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| fail(e.into()))?;
                 set_owner_mode_xattrs(&fd, uid, gid, mode, &xattrs).map_err(fail)?;
                 dir_times.push((parts.join("/"), mtime));
             }
@@ -170,43 +191,76 @@ pub fn unpack(
                 let fd = rfs::openat(
                     &dir,
                     name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| fail(e.into()))?;
                 let mut file = std::fs::File::from(fd);
                 io::copy(&mut entry, &mut file).map_err(fail)?;
                 set_owner_mode_xattrs(&file, uid, gid, mode, &xattrs).map_err(fail)?;
-                let ts = rfs::Timespec { tv_sec: mtime, tv_nsec: 0 };
-                rfs::futimens(&file, &rfs::Timestamps { last_access: ts, last_modification: ts })
-                    .map_err(|e| fail(e.into()))?;
+                let ts = rfs::Timespec {
+                    tv_sec: mtime,
+                    tv_nsec: 0,
+                };
+                rfs::futimens(
+                    &file,
+                    &rfs::Timestamps {
+                        last_access: ts,
+                        last_modification: ts,
+                    },
+                )
+                .map_err(|e| fail(e.into()))?;
             }
             tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| fail(io::Error::new(io::ErrorKind::InvalidData, "symlink without target")))?;
+                let target = entry.link_name_bytes().ok_or_else(|| {
+                    fail(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "symlink without target",
+                    ))
+                })?;
                 rfs::symlinkat(target.as_ref(), &dir, name).map_err(|e| fail(e.into()))?;
                 confined::chown_at(&dir, name, uid, gid).map_err(fail)?;
                 confined::set_mtime_at(&dir, name, mtime).map_err(fail)?;
             }
             tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| fail(io::Error::new(io::ErrorKind::InvalidData, "hard link without target")))?;
+                let target = entry.link_name_bytes().ok_or_else(|| {
+                    fail(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "hard link without target",
+                    ))
+                })?;
                 let target = String::from_utf8_lossy(&target).into_owned();
                 let mut target_parts: Vec<&str> = dest_dir.to_vec();
                 target_parts.extend(components(&target).map_err(fail)?);
                 let (tdir, tname) = match target_parts.split_last() {
                     Some((n, dirs)) => (root.open_dir(dirs).map_err(fail)?, *n),
-                    None => return Err(fail(io::Error::new(io::ErrorKind::InvalidData, "hard link to the root"))),
+                    None => {
+                        return Err(fail(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "hard link to the root",
+                        )));
+                    }
                 };
                 rfs::linkat(&tdir, tname, &dir, name, rfs::AtFlags::empty()).map_err(|e| {
-                    fail(io::Error::new(io::Error::from(e).kind(), format!("hard link to `{target}`: {e}")))
+                    fail(io::Error::new(
+                        io::Error::from(e).kind(),
+                        format!("hard link to `{target}`: {e}"),
+                    ))
                 })?;
             }
             tar::EntryType::Fifo => {
-                rfs::mknodat(&dir, name, rfs::FileType::Fifo, Mode::from_raw_mode(mode), 0)
-                    .map_err(|e| fail(e.into()))?;
+                rfs::mknodat(
+                    &dir,
+                    name,
+                    rfs::FileType::Fifo,
+                    Mode::from_raw_mode(mode),
+                    0,
+                )
+                .map_err(|e| fail(e.into()))?;
                 confined::chown_at(&dir, name, uid, gid).map_err(fail)?;
             }
             tar::EntryType::Char | tar::EntryType::Block => report.skipped_devices += 1,
@@ -219,15 +273,22 @@ pub fn unpack(
     for (path, mtime) in dir_times.iter().rev() {
         let parts: Vec<&str> = path.split('/').collect();
         if let Ok((dir, name)) = root.parent(&parts) {
-            confined::set_mtime_at(&dir, name, *mtime)
-                .map_err(|source| UnpackError::Entry { path: path.clone(), source })?;
+            confined::set_mtime_at(&dir, name, *mtime).map_err(|source| UnpackError::Entry {
+                path: path.clone(),
+                source,
+            })?;
         }
     }
     Ok(report)
 }
 
 fn reopen_dir(fd: &impl AsFd) -> io::Result<std::os::fd::OwnedFd> {
-    Ok(rfs::openat(fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+    Ok(rfs::openat(
+        fd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// Extended attributes carried as PAX `SCHILY.xattr.*` records, except the
@@ -237,10 +298,11 @@ fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String,
     if let Some(exts) = entry.pax_extensions()? {
         for ext in exts {
             let ext = ext?;
-            if let Some(name) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) {
-                if !name.starts_with("trusted.overlay.") && !name.starts_with("user.overlay.") {
-                    out.push((name.to_string(), ext.value_bytes().to_vec()));
-                }
+            if let Some(name) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr."))
+                && !name.starts_with("trusted.overlay.")
+                && !name.starts_with("user.overlay.")
+            {
+                out.push((name.to_string(), ext.value_bytes().to_vec()));
             }
         }
     }
@@ -254,7 +316,11 @@ fn set_owner_mode_xattrs(
     mode: u32,
     xattrs: &[(String, Vec<u8>)],
 ) -> io::Result<()> {
-    rfs::fchown(fd, Some(rfs::Uid::from_raw(uid)), Some(rfs::Gid::from_raw(gid)))?;
+    rfs::fchown(
+        fd,
+        Some(rfs::Uid::from_raw(uid)),
+        Some(rfs::Gid::from_raw(gid)),
+    )?;
     // After chown, which clears set-id bits.
     rfs::fchmod(fd, Mode::from_raw_mode(mode))?;
     for (name, value) in xattrs {

@@ -9,8 +9,16 @@ use crate::frontend::expand::expand_word;
 /// Docker's predefined proxy arguments: usable without an ARG, passed to
 /// RUN, kept out of the cache key and history.
 pub const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
-    "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 /// `--build-arg` values and the ids of the `--secret`s given.
@@ -41,13 +49,19 @@ fn platform_args() -> BTreeMap<String, String> {
 
 /// Values of the ARGs declared before the first FROM, with build
 /// arguments applied; each default may use the ones before it.
-pub fn global_values(df: &Dockerfile, build_args: &BuildArgs) -> Result<BTreeMap<String, String>, PlanError> {
+pub fn global_values(
+    df: &Dockerfile,
+    build_args: &BuildArgs,
+) -> Result<BTreeMap<String, String>, PlanError> {
     let mut values = platform_args();
     for arg in &df.global_args {
         let d = &arg.value;
         let value = match (build_args.values.get(&d.name), &d.default) {
             (Some(v), _) => Some(v.clone()),
-            (None, Some(default)) => Some(expand_word(default, &values, df.escape).map_err(|e| err(&arg.loc, e.to_string()))?),
+            (None, Some(default)) => Some(
+                expand_word(default, &values, df.escape)
+                    .map_err(|e| err(&arg.loc, e.to_string()))?,
+            ),
             (None, None) => None,
         };
         if let Some(v) = value {

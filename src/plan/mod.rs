@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::frontend::expand::{Vars, expand_word, expand_words};
 use crate::frontend::mount::{MountSpec, parse_mount};
-use crate::frontend::{CommandLine, CopySource, Dockerfile, Healthcheck, Instruction, Location, Network, Stage};
+use crate::frontend::{
+    CommandLine, CopySource, Dockerfile, Healthcheck, Instruction, Location, Network, Stage,
+};
 use crate::image::{Empty, HealthConfig, RuntimeConfig};
 
 pub use args::{BuildArgs, PROXY_ARGS};
@@ -33,7 +35,10 @@ pub struct PlanError {
 }
 
 fn err(loc: &Location, message: impl Into<String>) -> PlanError {
-    PlanError { loc: loc.clone(), message: message.into() }
+    PlanError {
+        loc: loc.clone(),
+        message: message.into(),
+    }
 }
 
 /// What a stage starts from.
@@ -57,7 +62,10 @@ pub enum CopyInput {
     /// A path or glob under the context or the `from` root.
     Path(String),
     /// An ADD URL, checked against `--checksum` when given.
-    Url { url: String, checksum: Option<String> },
+    Url {
+        url: String,
+        checksum: Option<String>,
+    },
     /// A heredoc, already expanded if it asked to be.
     Inline { name: String, content: String },
 }
@@ -127,7 +135,9 @@ pub struct StagePlan {
 
 impl StagePlan {
     pub fn display_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("stage-{}", self.index))
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{}", self.index))
     }
 }
 
@@ -142,7 +152,10 @@ pub struct BuildPlan {
 
 impl BuildPlan {
     pub fn stage(&self, index: usize) -> &StagePlan {
-        self.stages.iter().find(|s| s.index == index).expect("planned stage")
+        self.stages
+            .iter()
+            .find(|s| s.index == index)
+            .expect("planned stage")
     }
 }
 
@@ -153,16 +166,35 @@ pub trait ImageConfigs {
 
 /// Plans the build of `target` (a stage name or index; the last stage when
 /// `None`).
-pub fn plan(df: &Dockerfile, build_args: &BuildArgs, target: Option<&str>, images: &dyn ImageConfigs) -> Result<BuildPlan, PlanError> {
+pub fn plan(
+    df: &Dockerfile,
+    build_args: &BuildArgs,
+    target: Option<&str>,
+    images: &dyn ImageConfigs,
+) -> Result<BuildPlan, PlanError> {
     let target_index = match target {
         None => df.stages.len() - 1,
         Some(t) => df.find_stage(t).map(|s| s.index).ok_or_else(|| {
-            let names: Vec<String> = df.stages.iter().map(|s| s.name.clone().unwrap_or_else(|| s.index.to_string())).collect();
-            err(&df.stages[0].loc, format!("target stage `{t}` not found; stages: {}", names.join(", ")))
+            let names: Vec<String> = df
+                .stages
+                .iter()
+                .map(|s| s.name.clone().unwrap_or_else(|| s.index.to_string()))
+                .collect();
+            err(
+                &df.stages[0].loc,
+                format!("target stage `{t}` not found; stages: {}", names.join(", ")),
+            )
         })?,
     };
     let globals = args::global_values(df, build_args)?;
-    let mut planner = Planner { df, build_args, images, globals, planned: BTreeMap::new(), used_args: BTreeSet::new() };
+    let mut planner = Planner {
+        df,
+        build_args,
+        images,
+        globals,
+        planned: BTreeMap::new(),
+        used_args: BTreeSet::new(),
+    };
     planner.plan_stage(target_index, &mut Vec::new())?;
     let mut order = Vec::new();
     let mut seen = BTreeSet::new();
@@ -174,11 +206,23 @@ pub fn plan(df: &Dockerfile, build_args: &BuildArgs, target: Option<&str>, image
         .cloned()
         .collect();
     let mut planned = planner.planned;
-    let stages = order.into_iter().map(|i| planned.remove(&i).expect("planned")).collect();
-    Ok(BuildPlan { stages, target: target_index, unused_args })
+    let stages = order
+        .into_iter()
+        .map(|i| planned.remove(&i).expect("planned"))
+        .collect();
+    Ok(BuildPlan {
+        stages,
+        target: target_index,
+        unused_args,
+    })
 }
 
-fn topo(planned: &BTreeMap<usize, StagePlan>, at: usize, seen: &mut BTreeSet<usize>, order: &mut Vec<usize>) {
+fn topo(
+    planned: &BTreeMap<usize, StagePlan>,
+    at: usize,
+    seen: &mut BTreeSet<usize>,
+    order: &mut Vec<usize>,
+) {
     if !seen.insert(at) {
         return;
     }
@@ -223,10 +267,21 @@ impl Planner<'_> {
     }
 
     /// A `--from` or FROM name: an earlier stage, or an image.
-    fn source_ref(&mut self, loc: &Location, name: &str, current: usize, chain: &mut Vec<usize>) -> Result<SourceRef, PlanError> {
+    fn source_ref(
+        &mut self,
+        loc: &Location,
+        name: &str,
+        current: usize,
+        chain: &mut Vec<usize>,
+    ) -> Result<SourceRef, PlanError> {
         if let Some(stage) = self.df.find_stage(name) {
             if stage.index >= current {
-                return Err(err(loc, format!("stage `{name}` is defined at or after this one; a stage can only use earlier stages")));
+                return Err(err(
+                    loc,
+                    format!(
+                        "stage `{name}` is defined at or after this one; a stage can only use earlier stages"
+                    ),
+                ));
             }
             self.plan_stage(stage.index, chain)?;
             return Ok(SourceRef::Stage(stage.index));
@@ -249,7 +304,8 @@ impl Planner<'_> {
         chain.push(index);
         let stage: &Stage = &self.df.stages[index];
         let loc = stage.loc.clone();
-        let base_name = expand_word(&stage.base, &self.globals, self.df.escape).map_err(|e| err(&loc, e.to_string()))?;
+        let base_name = expand_word(&stage.base, &self.globals, self.df.escape)
+            .map_err(|e| err(&loc, e.to_string()))?;
         for name in self.df.global_args.iter().map(|a| &a.value.name) {
             if stage.base.contains(name.as_str()) {
                 self.used_args.insert(name.clone());
@@ -258,22 +314,34 @@ impl Planner<'_> {
         let mut deps = BTreeSet::new();
         let (base, config) = if base_name.eq_ignore_ascii_case("scratch") {
             (Base::Scratch, RuntimeConfig::default())
-        } else if let Some(base_stage) = self.df.find_stage(&base_name).filter(|s| s.name.is_some() && s.index < index) {
+        } else if let Some(base_stage) = self
+            .df
+            .find_stage(&base_name)
+            .filter(|s| s.name.is_some() && s.index < index)
+        {
             let i = base_stage.index;
             self.plan_stage(i, chain)?;
             deps.insert(i);
             (Base::Stage(i), self.planned[&i].config.clone())
         } else {
-            let config = self.images.runtime_config(&base_name).map_err(|m| err(&loc, m))?;
+            let config = self
+                .images
+                .runtime_config(&base_name)
+                .map_err(|m| err(&loc, m))?;
             (Base::Image(base_name.clone()), config)
         };
-        let mut scope = Scope { config, args: BTreeMap::new(), cmd_set_here: false };
+        let mut scope = Scope {
+            config,
+            args: BTreeMap::new(),
+            cmd_set_here: false,
+        };
         if scope.config.env_get("PATH").is_none() && matches!(base, Base::Scratch) {
             // Docker gives scratch stages a PATH for RUN, not the image.
         }
         let mut steps = Vec::new();
         for inst in &stage.instructions {
-            let kind = self.instruction(index, &inst.loc, &inst.value, &mut scope, &mut deps, chain)?;
+            let kind =
+                self.instruction(index, &inst.loc, &inst.value, &mut scope, &mut deps, chain)?;
             steps.push(Step {
                 loc: inst.loc.clone(),
                 created_by: inst.text.clone(),
@@ -284,7 +352,15 @@ impl Planner<'_> {
         chain.pop();
         self.planned.insert(
             index,
-            StagePlan { index, name: stage.name.clone(), loc, base, steps, config: scope.config, deps },
+            StagePlan {
+                index,
+                name: stage.name.clone(),
+                loc,
+                base,
+                steps,
+                config: scope.config,
+                deps,
+            },
         );
         Ok(())
     }
@@ -319,7 +395,8 @@ impl Planner<'_> {
                 let vars = scope.vars();
                 let mut expanded = Vec::new();
                 for (k, v) in pairs {
-                    let value = expand_word(v, &vars, self.df.escape).map_err(|e| err(loc, e.to_string()))?;
+                    let value = expand_word(v, &vars, self.df.escape)
+                        .map_err(|e| err(loc, e.to_string()))?;
                     expanded.push((k.clone(), value));
                 }
                 for (k, v) in expanded {
@@ -338,7 +415,11 @@ impl Planner<'_> {
             }
             Instruction::Workdir(w) => {
                 let w = self.expand(loc, scope, w)?;
-                let base = scope.config.working_dir.clone().unwrap_or_else(|| "/".to_string());
+                let base = scope
+                    .config
+                    .working_dir
+                    .clone()
+                    .unwrap_or_else(|| "/".to_string());
                 scope.config.working_dir = Some(absolute(&base, &w));
             }
             Instruction::User(u) => {
@@ -361,14 +442,23 @@ impl Planner<'_> {
             }
             Instruction::Shell(shell) => {
                 if shell.is_empty() {
-                    return Err(err(loc, "SHELL needs a JSON array with at least one element"));
+                    return Err(err(
+                        loc,
+                        "SHELL needs a JSON array with at least one element",
+                    ));
                 }
                 c.shell = Some(shell.clone());
             }
             Instruction::Expose(text) => {
-                let words = expand_words(text, &scope.vars(), self.df.escape).map_err(|e| err(loc, e.to_string()))?;
+                let words = expand_words(text, &scope.vars(), self.df.escape)
+                    .map_err(|e| err(loc, e.to_string()))?;
                 for w in words {
-                    let port = normalize_port(&w).ok_or_else(|| err(loc, format!("invalid port `{w}`; use PORT[/tcp|/udp|/sctp]")))?;
+                    let port = normalize_port(&w).ok_or_else(|| {
+                        err(
+                            loc,
+                            format!("invalid port `{w}`; use PORT[/tcp|/udp|/sctp]"),
+                        )
+                    })?;
                     scope.config.exposed_ports.insert(port, Empty {});
                 }
             }
@@ -390,8 +480,18 @@ impl Planner<'_> {
             }
             Instruction::Healthcheck(h) => {
                 c.healthcheck = Some(match h {
-                    Healthcheck::None => HealthConfig { test: vec!["NONE".into()], ..Default::default() },
-                    Healthcheck::Cmd { test, interval, timeout, start_period, start_interval, retries } => {
+                    Healthcheck::None => HealthConfig {
+                        test: vec!["NONE".into()],
+                        ..Default::default()
+                    },
+                    Healthcheck::Cmd {
+                        test,
+                        interval,
+                        timeout,
+                        start_period,
+                        start_interval,
+                        retries,
+                    } => {
                         let mut t = match test {
                             CommandLine::Exec(v) => {
                                 let mut t = vec!["CMD".to_string()];
@@ -401,16 +501,35 @@ impl Planner<'_> {
                             CommandLine::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
                         };
                         t.shrink_to_fit();
-                        let dur = |v: &Option<String>, what: &str| -> Result<Option<u64>, PlanError> {
-                            v.as_ref().map(|s| parse_duration(s).ok_or_else(|| err(loc, format!("--{what}={s} is not a duration like 30s or 1m30s")))).transpose()
-                        };
+                        let dur =
+                            |v: &Option<String>, what: &str| -> Result<Option<u64>, PlanError> {
+                                v.as_ref()
+                                    .map(|s| {
+                                        parse_duration(s).ok_or_else(|| {
+                                        err(
+                                            loc,
+                                            format!(
+                                                "--{what}={s} is not a duration like 30s or 1m30s"
+                                            ),
+                                        )
+                                    })
+                                    })
+                                    .transpose()
+                            };
                         HealthConfig {
                             test: t,
                             interval: dur(interval, "interval")?,
                             timeout: dur(timeout, "timeout")?,
                             start_period: dur(start_period, "start-period")?,
                             start_interval: dur(start_interval, "start-interval")?,
-                            retries: retries.as_ref().map(|r| r.parse().map_err(|_| err(loc, format!("--retries={r} is not a number")))).transpose()?,
+                            retries: retries
+                                .as_ref()
+                                .map(|r| {
+                                    r.parse().map_err(|_| {
+                                        err(loc, format!("--retries={r} is not a number"))
+                                    })
+                                })
+                                .transpose()?,
                         }
                     }
                 });
@@ -442,10 +561,14 @@ impl Planner<'_> {
             if let SourceRef::Stage(i) = from {
                 deps.insert(i);
             }
-            if let MountSpec::Secret { id, required, .. } = &spec {
-                if *required && !self.build_args.secrets.contains(id) {
-                    return Err(err(loc, format!("secret `{id}` is required; pass it with --secret id={id},src=FILE")));
-                }
+            if let MountSpec::Secret { id, required, .. } = &spec
+                && *required
+                && !self.build_args.secrets.contains(id)
+            {
+                return Err(err(
+                    loc,
+                    format!("secret `{id}` is required; pass it with --secret id={id},src=FILE"),
+                ));
             }
             mounts.push(PlannedMount { spec, from });
         }
@@ -461,13 +584,24 @@ impl Planner<'_> {
         let proxy_env = PROXY_ARGS
             .iter()
             .filter_map(|k| self.build_args.values.get(*k).map(|v| format!("{k}={v}")))
-            .filter(|e| !env.iter().any(|x| x.split('=').next() == e.split('=').next()))
+            .filter(|e| {
+                !env.iter()
+                    .any(|x| x.split('=').next() == e.split('=').next())
+            })
             .collect();
         Ok(StepKind::Run(RunStep {
             argv: command_argv(&run.command, &scope.config),
             env,
-            user: scope.config.user.clone().unwrap_or_else(|| "root".to_string()),
-            workdir: scope.config.working_dir.clone().unwrap_or_else(|| "/".to_string()),
+            user: scope
+                .config
+                .user
+                .clone()
+                .unwrap_or_else(|| "root".to_string()),
+            workdir: scope
+                .config
+                .working_dir
+                .clone()
+                .unwrap_or_else(|| "/".to_string()),
             mounts,
             network: run.network,
             proxy_env,
@@ -485,7 +619,10 @@ impl Planner<'_> {
     ) -> Result<StepKind, PlanError> {
         let name = if copy.is_add { "ADD" } else { "COPY" };
         if copy.sources.is_empty() {
-            return Err(err(loc, format!("{name} needs at least one source and a destination")));
+            return Err(err(
+                loc,
+                format!("{name} needs at least one source and a destination"),
+            ));
         }
         let from = match &copy.from {
             None => SourceRef::Context,
@@ -503,22 +640,46 @@ impl Planner<'_> {
                 CopySource::Path(p) => {
                     let p = self.expand(loc, scope, p)?;
                     if copy.is_add && (p.starts_with("http://") || p.starts_with("https://")) {
-                        let checksum = copy.checksum.as_ref().map(|c| self.expand(loc, scope, c)).transpose()?;
-                        if let Some(c) = &checksum {
-                            if crate::digest::sha256_hex(c).is_none() {
-                                return Err(err(loc, format!("--checksum={c}: expected sha256:<64 hex digits>")));
-                            }
+                        let checksum = copy
+                            .checksum
+                            .as_ref()
+                            .map(|c| self.expand(loc, scope, c))
+                            .transpose()?;
+                        if let Some(c) = &checksum
+                            && crate::digest::sha256_hex(c).is_none()
+                        {
+                            return Err(err(
+                                loc,
+                                format!("--checksum={c}: expected sha256:<64 hex digits>"),
+                            ));
                         }
                         CopyInput::Url { url: p, checksum }
                     } else if p.contains("://") || p.starts_with("git@") {
-                        return Err(err(loc, format!("{name} source `{p}`: only local paths{} are supported", if copy.is_add { " and http(s) URLs" } else { "" })));
+                        return Err(err(
+                            loc,
+                            format!(
+                                "{name} source `{p}`: only local paths{} are supported",
+                                if copy.is_add { " and http(s) URLs" } else { "" }
+                            ),
+                        ));
                     } else {
                         CopyInput::Path(p)
                     }
                 }
-                CopySource::HereDoc { name, content, expand } => {
-                    let content = if *expand { self.expand_heredoc(loc, scope, content)? } else { content.clone() };
-                    CopyInput::Inline { name: name.clone(), content }
+                CopySource::HereDoc {
+                    name,
+                    content,
+                    expand,
+                } => {
+                    let content = if *expand {
+                        self.expand_heredoc(loc, scope, content)?
+                    } else {
+                        content.clone()
+                    };
+                    CopyInput::Inline {
+                        name: name.clone(),
+                        content,
+                    }
                 }
             });
         }
@@ -526,7 +687,11 @@ impl Planner<'_> {
             return Err(err(loc, "--checksum applies to URL sources only"));
         }
         let raw_dest = self.expand(loc, scope, &copy.dest)?;
-        let workdir = scope.config.working_dir.clone().unwrap_or_else(|| "/".to_string());
+        let workdir = scope
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".to_string());
         let dest = absolute(&workdir, &raw_dest);
         let dest_is_dir = raw_dest.ends_with('/') || raw_dest == "." || inputs.len() > 1;
         let chmod = copy
@@ -534,17 +699,43 @@ impl Planner<'_> {
             .as_ref()
             .map(|m| {
                 let m = self.expand(loc, scope, m)?;
-                u32::from_str_radix(&m, 8).map_err(|_| err(loc, format!("--chmod={m} is not an octal mode")))
+                u32::from_str_radix(&m, 8)
+                    .map_err(|_| err(loc, format!("--chmod={m} is not an octal mode")))
             })
             .transpose()?;
-        let owner = copy.chown.as_ref().map(|o| self.expand(loc, scope, o)).transpose()?;
-        let exclude = copy.exclude.iter().map(|e| self.expand(loc, scope, e)).collect::<Result<_, _>>()?;
-        Ok(StepKind::Copy(CopyStep { is_add: copy.is_add, from, inputs, dest, dest_is_dir, owner, chmod, exclude }))
+        let owner = copy
+            .chown
+            .as_ref()
+            .map(|o| self.expand(loc, scope, o))
+            .transpose()?;
+        let exclude = copy
+            .exclude
+            .iter()
+            .map(|e| self.expand(loc, scope, e))
+            .collect::<Result<_, _>>()?;
+        Ok(StepKind::Copy(CopyStep {
+            is_add: copy.is_add,
+            from,
+            inputs,
+            dest,
+            dest_is_dir,
+            owner,
+            chmod,
+            exclude,
+        }))
     }
 
     /// Heredoc bodies expand `$VAR` but keep quotes, like a shell heredoc.
-    fn expand_heredoc(&self, loc: &Location, scope: &Scope, content: &str) -> Result<String, PlanError> {
-        let escaped = content.replace('\\', "\\\\").replace('\'', "\\'").replace('"', "\\\"");
+    fn expand_heredoc(
+        &self,
+        loc: &Location,
+        scope: &Scope,
+        content: &str,
+    ) -> Result<String, PlanError> {
+        let escaped = content
+            .replace('\\', "\\\\")
+            .replace('\'', "\\'")
+            .replace('"', "\\\"");
         self.expand(loc, scope, &escaped)
     }
 }
@@ -554,7 +745,10 @@ fn command_argv(cmd: &CommandLine, config: &RuntimeConfig) -> Vec<String> {
     match cmd {
         CommandLine::Exec(v) => v.clone(),
         CommandLine::Shell(s) => {
-            let mut argv = config.shell.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+            let mut argv = config
+                .shell
+                .clone()
+                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
             argv.push(s.clone());
             argv
         }
@@ -564,7 +758,11 @@ fn command_argv(cmd: &CommandLine, config: &RuntimeConfig) -> Vec<String> {
 /// `path` made absolute against `base` and cleaned, keeping a trailing `/`
 /// meaningless (directories are decided elsewhere).
 pub fn absolute(base: &str, path: &str) -> String {
-    let joined = if path.starts_with('/') { path.to_string() } else { format!("{base}/{path}") };
+    let joined = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{base}/{path}")
+    };
     format!("/{}", crate::frontend::pattern::clean_path(&joined))
 }
 
@@ -587,7 +785,10 @@ fn valid_signal(s: &str) -> bool {
         return (1..=64).contains(&n);
     }
     let name = s.strip_prefix("SIG").unwrap_or(s);
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+' || c == '-')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+' || c == '-')
 }
 
 /// Go-style durations (`1h2m3.5s`, `500ms`) in nanoseconds.
@@ -601,7 +802,9 @@ pub fn parse_duration(s: &str) -> Option<u64> {
         let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let (num, tail) = rest.split_at(num_len);
         let n: f64 = num.parse().ok()?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let scale = match unit {
             "ns" => 1.0,

@@ -33,7 +33,11 @@ pub enum CopyItem {
         extract_archives: bool,
     },
     /// A single file with prepared contents (heredocs, downloads).
-    File { host: PathBuf, name: String, mode: u32 },
+    File {
+        host: PathBuf,
+        name: String,
+        mode: u32,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,11 +70,16 @@ pub struct Selected {
 
 /// The top-level paths `pattern` selects under `root`.
 pub fn select(root: &Path, pattern: &str, ignore: &IgnoreRules) -> anyhow::Result<Vec<Selected>> {
-    if pattern.split('/').any(|c| c == "..") && clean_path(pattern) != clean_path(&pattern.replace("..", "")) {
+    if pattern.split('/').any(|c| c == "..")
+        && clean_path(pattern) != clean_path(&pattern.replace("..", ""))
+    {
         // `..` cannot leave the root lexically (clean_path clamps), but a
         // pattern that tries is almost certainly a mistake worth naming.
         if clean_path(pattern).is_empty() && pattern.trim_matches('/') != "." {
-            return Err(SourceError::Outside { pattern: pattern.to_string() }.into());
+            return Err(SourceError::Outside {
+                pattern: pattern.to_string(),
+            }
+            .into());
         }
     }
     let confined = Root::open(root)?;
@@ -95,12 +104,23 @@ pub fn select(root: &Path, pattern: &str, ignore: &IgnoreRules) -> anyhow::Resul
     }
     let compiled = Pattern::new(pattern);
     let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
         let entry = entry?;
-        let rel = entry.path().strip_prefix(root)?.to_string_lossy().into_owned();
+        let rel = entry
+            .path()
+            .strip_prefix(root)?
+            .to_string_lossy()
+            .into_owned();
         if compiled.matches(&rel) && !ignore.is_ignored(&rel) {
             let is_dir = entry.file_type().is_dir()
-                || (entry.file_type().is_symlink() && confined.open_dir(&rel.split('/').collect::<Vec<_>>()).is_ok());
+                || (entry.file_type().is_symlink()
+                    && confined
+                        .open_dir(&rel.split('/').collect::<Vec<_>>())
+                        .is_ok());
             out.push(Selected { rel, is_dir });
         }
     }
@@ -112,17 +132,33 @@ pub fn select(root: &Path, pattern: &str, ignore: &IgnoreRules) -> anyhow::Resul
 
 /// Host paths of everything under a selected directory, sorted, relative
 /// to the directory, skipping ignored ones.
-fn walk_dir(root: &Path, sel: &Selected, ignore: &IgnoreRules) -> anyhow::Result<Vec<(String, fs::Metadata)>> {
+fn walk_dir(
+    root: &Path,
+    sel: &Selected,
+    ignore: &IgnoreRules,
+) -> anyhow::Result<Vec<(String, fs::Metadata)>> {
     let confined = Root::open(root)?;
     let parts: Vec<&str> = sel.rel.split('/').filter(|c| !c.is_empty()).collect();
     let dir_fd = confined.open_dir(&parts)?;
     let base = Root::host_path(&dir_fd)?;
     let mut out = Vec::new();
-    let mut walker = walkdir::WalkDir::new(&base).min_depth(1).follow_links(false).sort_by_file_name().into_iter();
+    let mut walker = walkdir::WalkDir::new(&base)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter();
     while let Some(entry) = walker.next() {
         let entry = entry?;
-        let sub = entry.path().strip_prefix(&base)?.to_string_lossy().into_owned();
-        let ctx_rel = if sel.rel.is_empty() { sub.clone() } else { format!("{}/{sub}", sel.rel) };
+        let sub = entry
+            .path()
+            .strip_prefix(&base)?
+            .to_string_lossy()
+            .into_owned();
+        let ctx_rel = if sel.rel.is_empty() {
+            sub.clone()
+        } else {
+            format!("{}/{sub}", sel.rel)
+        };
         if ignore.is_ignored(&ctx_rel) {
             if entry.file_type().is_dir() && !ignore.may_reinclude_below(&ctx_rel) {
                 walker.skip_current_dir();
@@ -143,7 +179,12 @@ pub fn hash_item(item: &CopyItem, hasher: &mut Sha256) -> anyhow::Result<()> {
             hasher.update(format!("file {name} {mode:o}\n"));
             hasher.update(fs::read(host)?);
         }
-        CopyItem::Tree { root, pattern, ignore, extract_archives } => {
+        CopyItem::Tree {
+            root,
+            pattern,
+            ignore,
+            extract_archives,
+        } => {
             let rules = IgnoreRules::parse(ignore);
             hasher.update(format!("tree {pattern} {extract_archives}\n"));
             let confined = Root::open(root)?;
@@ -158,7 +199,12 @@ pub fn hash_item(item: &CopyItem, hasher: &mut Sha256) -> anyhow::Result<()> {
                 } else {
                     let mut file = confined.open_file(&parts)?;
                     let meta = file.metadata()?;
-                    hasher.update(format!("file {} {:o} {}\n", sel.rel, meta.mode() & 0o7777, meta.len()));
+                    hasher.update(format!(
+                        "file {} {:o} {}\n",
+                        sel.rel,
+                        meta.mode() & 0o7777,
+                        meta.len()
+                    ));
                     io::copy(&mut file, hasher)?;
                 }
             }
@@ -167,7 +213,12 @@ pub fn hash_item(item: &CopyItem, hasher: &mut Sha256) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn hash_entry(hasher: &mut Sha256, rel: &str, path: &Path, meta: &fs::Metadata) -> anyhow::Result<()> {
+fn hash_entry(
+    hasher: &mut Sha256,
+    rel: &str,
+    path: &Path,
+    meta: &fs::Metadata,
+) -> anyhow::Result<()> {
     let ft = meta.file_type();
     let mode = meta.mode() & 0o7777;
     if ft.is_dir() {
@@ -189,18 +240,37 @@ pub fn execute(root: &Root, plan: &CopyPlan) -> anyhow::Result<()> {
         None => (0, 0),
         Some(spec) => owner_ids(root, spec)?,
     };
-    let dest_parts: Vec<String> = plan.dest.split('/').filter(|c| !c.is_empty()).map(String::from).collect();
+    let dest_parts: Vec<String> = plan
+        .dest
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect();
     let dest: Vec<&str> = dest_parts.iter().map(String::as_str).collect();
-    let w = Writer { root, uid, gid, chmod: plan.chmod };
+    let w = Writer {
+        root,
+        uid,
+        gid,
+        chmod: plan.chmod,
+    };
     for item in &plan.items {
         match item {
             CopyItem::File { host, name, mode } => {
-                let target = if plan.dest_is_dir { join(&dest, name) } else { dest.iter().map(|s| s.to_string()).collect() };
+                let target = if plan.dest_is_dir {
+                    join(&dest, name)
+                } else {
+                    dest.iter().map(|s| s.to_string()).collect()
+                };
                 let meta = fs::metadata(host)?;
                 w.ensure_parents(&target)?;
                 w.file(&target, host, *mode, meta.mtime())?;
             }
-            CopyItem::Tree { root: src_root, pattern, ignore, extract_archives } => {
+            CopyItem::Tree {
+                root: src_root,
+                pattern,
+                ignore,
+                extract_archives,
+            } => {
                 let rules = IgnoreRules::parse(ignore);
                 let src = Root::open(src_root)?;
                 for sel in select(src_root, pattern, &rules)? {
@@ -220,12 +290,21 @@ pub fn execute(root: &Root, plan: &CopyPlan) -> anyhow::Result<()> {
                     if *extract_archives && crate::layer::unpack::looks_like_archive(&host)? {
                         w.dir_all(&dest)?;
                         let reader = crate::layer::unpack::decompress(fs::File::open(&host)?)?;
-                        crate::layer::unpack::unpack(reader, root, &dest, crate::layer::unpack::Flavor::Plain)
-                            .with_context(|| format!("extracting `{}`", sel.rel))?;
+                        crate::layer::unpack::unpack(
+                            reader,
+                            root,
+                            &dest,
+                            crate::layer::unpack::Flavor::Plain,
+                        )
+                        .with_context(|| format!("extracting `{}`", sel.rel))?;
                         continue;
                     }
                     let name = parts.last().copied().unwrap_or("");
-                    let target = if plan.dest_is_dir { join(&dest, name) } else { dest_parts.clone() };
+                    let target = if plan.dest_is_dir {
+                        join(&dest, name)
+                    } else {
+                        dest_parts.clone()
+                    };
                     let meta = file.metadata()?;
                     w.ensure_parents(&target)?;
                     w.file(&target, &host, meta.mode() & 0o7777, meta.mtime())?;
@@ -274,13 +353,15 @@ impl Writer<'_> {
     fn ensure_parents(&self, target: &[String]) -> anyhow::Result<()> {
         let parts: Vec<&str> = target.iter().map(String::as_str).collect();
         if parts.len() > 1 {
-            self.root.mkdir_all(&parts[..parts.len() - 1], 0o755, Some((self.uid, self.gid)))?;
+            self.root
+                .mkdir_all(&parts[..parts.len() - 1], 0o755, Some((self.uid, self.gid)))?;
         }
         Ok(())
     }
 
     fn dir_all(&self, parts: &[&str]) -> anyhow::Result<()> {
-        self.root.mkdir_all(parts, 0o755, Some((self.uid, self.gid)))?;
+        self.root
+            .mkdir_all(parts, 0o755, Some((self.uid, self.gid)))?;
         Ok(())
     }
 
@@ -299,7 +380,12 @@ impl Writer<'_> {
                 None => rfs::mkdirat(&dir, name, Mode::from_raw_mode(0o755))?,
             }
             confined::chown_at(&dir, name, self.uid, self.gid)?;
-            let fd = rfs::openat(&dir, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+            let fd = rfs::openat(
+                &dir,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
             rfs::fchmod(&fd, Mode::from_raw_mode(self.chmod.unwrap_or(mode)))?;
             confined::set_mtime_at(&dir, name, meta.mtime())?;
         } else if ft.is_symlink() {
@@ -324,17 +410,39 @@ impl Writer<'_> {
         let (dir, name) = self.root.parent(&parts)?;
         if let Some(st) = confined::lstat_at(&dir, name)? {
             if confined::is_dir(&st) {
-                bail!("cannot copy file `{}` over directory `/{}`", host.display(), parts.join("/"));
+                bail!(
+                    "cannot copy file `{}` over directory `/{}`",
+                    host.display(),
+                    parts.join("/")
+                );
             }
             confined::remove_at(&dir, name)?;
         }
-        let fd = rfs::openat(&dir, name, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))?;
+        let fd = rfs::openat(
+            &dir,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
         let mut out = fs::File::from(fd);
         io::copy(&mut fs::File::open(host)?, &mut out)?;
-        rfs::fchown(&out, Some(rfs::Uid::from_raw(self.uid)), Some(rfs::Gid::from_raw(self.gid)))?;
+        rfs::fchown(
+            &out,
+            Some(rfs::Uid::from_raw(self.uid)),
+            Some(rfs::Gid::from_raw(self.gid)),
+        )?;
         out.set_permissions(fs::Permissions::from_mode(self.chmod.unwrap_or(mode)))?;
-        let ts = rfs::Timespec { tv_sec: mtime, tv_nsec: 0 };
-        rfs::futimens(&out, &rfs::Timestamps { last_access: ts, last_modification: ts })?;
+        let ts = rfs::Timespec {
+            tv_sec: mtime,
+            tv_nsec: 0,
+        };
+        rfs::futimens(
+            &out,
+            &rfs::Timestamps {
+                last_access: ts,
+                last_modification: ts,
+            },
+        )?;
         Ok(())
     }
 }

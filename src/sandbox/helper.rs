@@ -33,7 +33,8 @@ pub fn main(spec_path: &Path) -> i32 {
 }
 
 fn enter(spec: &Spec) -> anyhow::Result<i32> {
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
     if spec.network == Network::None {
         flags |= libc::CLONE_NEWNET;
     }
@@ -41,8 +42,11 @@ fn enter(spec: &Spec) -> anyhow::Result<i32> {
     if unsafe { libc::unshare(flags) } != 0 {
         return Err(io::Error::last_os_error()).context("unshare (kiln needs root)");
     }
-    rm::mount_change("/", rm::MountPropagationFlags::REC | rm::MountPropagationFlags::PRIVATE)
-        .context("making / private")?;
+    rm::mount_change(
+        "/",
+        rm::MountPropagationFlags::REC | rm::MountPropagationFlags::PRIVATE,
+    )
+    .context("making / private")?;
     rustix::system::sethostname(spec.hostname.as_bytes()).context("sethostname")?;
     if spec.network == Network::None {
         bring_up_loopback()?;
@@ -90,7 +94,11 @@ fn bring_up_loopback() -> anyhow::Result<()> {
 
 /// Mounts an overlay with the new mount API: one `lowerdir+` per layer, so
 /// the number of layers is not bounded by a page of mount options.
-pub fn mount_overlay(lowers: &[impl AsRef<Path>], upper: Option<(&Path, &Path)>, target: &Path) -> anyhow::Result<()> {
+pub fn mount_overlay(
+    lowers: &[impl AsRef<Path>],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> anyhow::Result<()> {
     let fs = rm::fsopen("overlay", rm::FsOpenFlags::FSOPEN_CLOEXEC).context("fsopen overlay")?;
     let configure = || -> io::Result<()> {
         for lower in lowers {
@@ -110,10 +118,21 @@ pub fn mount_overlay(lowers: &[impl AsRef<Path>], upper: Option<(&Path, &Path)>,
     if let Err(e) = configure() {
         bail!("overlay on `{}`: {e}{}", target.display(), fs_log(&fs));
     }
-    let attrs = if upper.is_none() { rm::MountAttrFlags::MOUNT_ATTR_RDONLY } else { rm::MountAttrFlags::empty() };
-    let mnt = rm::fsmount(&fs, rm::FsMountFlags::FSMOUNT_CLOEXEC, attrs).context("fsmount overlay")?;
-    rm::move_mount(&mnt, "", CWD, target, rm::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .with_context(|| format!("attaching overlay at `{}`", target.display()))?;
+    let attrs = if upper.is_none() {
+        rm::MountAttrFlags::MOUNT_ATTR_RDONLY
+    } else {
+        rm::MountAttrFlags::empty()
+    };
+    let mnt =
+        rm::fsmount(&fs, rm::FsMountFlags::FSMOUNT_CLOEXEC, attrs).context("fsmount overlay")?;
+    rm::move_mount(
+        &mnt,
+        "",
+        CWD,
+        target,
+        rm::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .with_context(|| format!("attaching overlay at `{}`", target.display()))?;
     Ok(())
 }
 
@@ -139,9 +158,21 @@ fn fd_path(fd: &impl AsFd) -> String {
 }
 
 /// mount(2) for a file system, with its options as text.
-fn mount_fs(source: &str, target: &str, fstype: &str, flags: MountFlags, data: &str) -> io::Result<()> {
+fn mount_fs(
+    source: &str,
+    target: &str,
+    fstype: &str,
+    flags: MountFlags,
+    data: &str,
+) -> io::Result<()> {
     let data = CString::new(data).map_err(io::Error::other)?;
-    Ok(rm::mount(source, target, fstype, flags, Some(data.as_c_str()))?)
+    Ok(rm::mount(
+        source,
+        target,
+        fstype,
+        flags,
+        Some(data.as_c_str()),
+    )?)
 }
 
 fn parts(path: &str) -> Vec<&str> {
@@ -150,24 +181,35 @@ fn parts(path: &str) -> Vec<&str> {
 
 fn open_target(root: &Root, target: &str) -> anyhow::Result<OwnedFd> {
     let p = parts(target);
-    Ok(rustix::fs::openat2(
+    rustix::fs::openat2(
         root.open_dir(&[])?,
         p.join("/").as_str(),
         OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
         rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
     )
-    .with_context(|| format!("mount target `{target}`"))?)
+    .with_context(|| format!("mount target `{target}`"))
 }
 
 fn mount_dev(root: &Root) -> anyhow::Result<()> {
     let dev = open_target(root, "/dev")?;
-    mount_fs("tmpfs", fd_path(&dev).as_str(), "tmpfs", MountFlags::NOSUID | MountFlags::NOEXEC, "mode=755,size=65536k")
-        .context("tmpfs on /dev")?;
+    mount_fs(
+        "tmpfs",
+        fd_path(&dev).as_str(),
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        "mode=755,size=65536k",
+    )
+    .context("tmpfs on /dev")?;
     drop(dev);
     let dev = root.open_dir(&["dev"])?;
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let fd = rustix::fs::openat(&dev, node, OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(0o666))?;
+        let fd = rustix::fs::openat(
+            &dev,
+            node,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        )?;
         drop(fd);
         let target = open_target(root, &format!("/dev/{node}"))?;
         rm::mount_bind(format!("/dev/{node}").as_str(), fd_path(&target).as_str())
@@ -186,36 +228,73 @@ fn mount_dev(root: &Root) -> anyhow::Result<()> {
         rustix::fs::mkdirat(&dev, dir, Mode::from_raw_mode(0o755))?;
     }
     let pts = open_target(root, "/dev/pts")?;
-    mount_fs("devpts", fd_path(&pts).as_str(), "devpts", MountFlags::NOSUID | MountFlags::NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
-        .context("devpts")?;
+    mount_fs(
+        "devpts",
+        fd_path(&pts).as_str(),
+        "devpts",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620",
+    )
+    .context("devpts")?;
     let shm = open_target(root, "/dev/shm")?;
-    mount_fs("shm", fd_path(&shm).as_str(), "tmpfs", MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV, "mode=1777,size=65536k")
-        .context("tmpfs on /dev/shm")?;
+    mount_fs(
+        "shm",
+        fd_path(&shm).as_str(),
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV,
+        "mode=1777,size=65536k",
+    )
+    .context("tmpfs on /dev/shm")?;
     let mq = open_target(root, "/dev/mqueue")?;
-    mount_fs("mqueue", fd_path(&mq).as_str(), "mqueue", MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV, "")
-        .context("mqueue")?;
+    mount_fs(
+        "mqueue",
+        fd_path(&mq).as_str(),
+        "mqueue",
+        MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV,
+        "",
+    )
+    .context("mqueue")?;
     Ok(())
 }
 
 fn mount_build_mount(root: &Root, m: &Mount) -> anyhow::Result<()> {
     match m {
-        Mount::Bind { source, target, readonly } => {
+        Mount::Bind {
+            source,
+            target,
+            readonly,
+        } => {
             let t = open_target(root, target)?;
             rm::mount_bind_recursive(source.as_path(), fd_path(&t).as_str())?;
             if *readonly {
                 // Re-resolve: the fd still names the covered directory.
                 let t = open_target(root, target)?;
-                rm::mount_remount(fd_path(&t).as_str(), MountFlags::BIND | MountFlags::RDONLY, "")?;
+                rm::mount_remount(
+                    fd_path(&t).as_str(),
+                    MountFlags::BIND | MountFlags::RDONLY,
+                    "",
+                )?;
             }
         }
-        Mount::Scratch { source, upper, work, target } => {
+        Mount::Scratch {
+            source,
+            upper,
+            work,
+            target,
+        } => {
             let t = open_target(root, target)?;
             mount_overlay(&[source], Some((upper, work)), Path::new(&fd_path(&t)))?;
         }
         Mount::Tmpfs { target, size } => {
             let t = open_target(root, target)?;
             let opts = size.map(|s| format!("size={s}")).unwrap_or_default();
-            mount_fs("tmpfs", fd_path(&t).as_str(), "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, opts.as_str())?;
+            mount_fs(
+                "tmpfs",
+                fd_path(&t).as_str(),
+                "tmpfs",
+                MountFlags::NOSUID | MountFlags::NODEV,
+                opts.as_str(),
+            )?;
         }
     }
     Ok(())
@@ -235,7 +314,13 @@ fn run_process(spec: &Spec, process: &Process) -> anyhow::Result<i32> {
         let err = child(spec, process).unwrap_err();
         eprintln!("kiln sandbox: {err:#}");
         // SAFETY: leave without running the parent's destructors.
-        unsafe { libc::_exit(if err.downcast_ref::<NotFound>().is_some() { 127 } else { 125 }) };
+        unsafe {
+            libc::_exit(if err.downcast_ref::<NotFound>().is_some() {
+                127
+            } else {
+                125
+            })
+        };
     }
     let mut status = 0;
     loop {
@@ -248,7 +333,11 @@ fn run_process(spec: &Spec, process: &Process) -> anyhow::Result<i32> {
             return Err(io::Error::last_os_error()).context("waitpid");
         }
     }
-    Ok(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) })
+    Ok(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,8 +350,14 @@ fn child(spec: &Spec, process: &Process) -> anyhow::Result<std::convert::Infalli
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let root = Root::open(&spec.rootfs)?;
     let proc_dir = open_target(&root, "/proc")?;
-    mount_fs("proc", fd_path(&proc_dir).as_str(), "proc", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, "")
-        .context("mounting /proc")?;
+    mount_fs(
+        "proc",
+        fd_path(&proc_dir).as_str(),
+        "proc",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        "",
+    )
+    .context("mounting /proc")?;
     let sys = open_target(&root, "/sys")?;
     let ro = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     if mount_fs("sysfs", fd_path(&sys).as_str(), "sysfs", ro, "").is_err() {
@@ -270,7 +365,11 @@ fn child(spec: &Spec, process: &Process) -> anyhow::Result<std::convert::Infalli
         // view of the host's is what Docker falls back to as well.
         rm::mount_bind_recursive("/sys", fd_path(&sys).as_str()).context("binding /sys")?;
         let sys = open_target(&root, "/sys")?;
-        rm::mount_remount(fd_path(&sys).as_str(), MountFlags::BIND | MountFlags::RDONLY, "")?;
+        rm::mount_remount(
+            fd_path(&sys).as_str(),
+            MountFlags::BIND | MountFlags::RDONLY,
+            "",
+        )?;
     }
     drop((proc_dir, sys, root));
     rustix::process::chdir(&spec.rootfs).context("chdir rootfs")?;
@@ -281,12 +380,17 @@ fn child(spec: &Spec, process: &Process) -> anyhow::Result<std::convert::Infalli
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let id = super::users::resolve(&process.user, &passwd, &group)?;
-    std::fs::create_dir_all(&process.workdir).with_context(|| format!("creating WORKDIR `{}`", process.workdir))?;
+    std::fs::create_dir_all(&process.workdir)
+        .with_context(|| format!("creating WORKDIR `{}`", process.workdir))?;
     let mut env = process.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", id.home));
     }
-    let path_var = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").to_string();
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .to_string();
     let program = find_program(&process.argv[0], &path_var)?;
     // SAFETY: plain id syscalls on this thread.
     unsafe {
@@ -301,9 +405,14 @@ fn child(spec: &Spec, process: &Process) -> anyhow::Result<std::convert::Infalli
             return Err(io::Error::last_os_error()).context("setuid");
         }
     }
-    rustix::process::chdir(process.workdir.as_str()).with_context(|| format!("chdir `{}`", process.workdir))?;
+    rustix::process::chdir(process.workdir.as_str())
+        .with_context(|| format!("chdir `{}`", process.workdir))?;
     let to_c = |s: &String| CString::new(s.as_bytes()).context("NUL byte in argument");
-    let argv: Vec<CString> = process.argv.iter().map(to_c).collect::<anyhow::Result<_>>()?;
+    let argv: Vec<CString> = process
+        .argv
+        .iter()
+        .map(to_c)
+        .collect::<anyhow::Result<_>>()?;
     let envp: Vec<CString> = env.iter().map(to_c).collect::<anyhow::Result<_>>()?;
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());

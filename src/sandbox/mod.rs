@@ -47,16 +47,30 @@ pub struct SourceView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Mount {
     /// `source` is a host path (possibly inside a [`SourceView`]).
-    Bind { source: PathBuf, target: String, readonly: bool },
+    Bind {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+    },
     /// A writable view of `source` whose writes land in `upper`, discarded.
-    Scratch { source: PathBuf, upper: PathBuf, work: PathBuf, target: String },
-    Tmpfs { target: String, size: Option<u64> },
+    Scratch {
+        source: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+        target: String,
+    },
+    Tmpfs {
+        target: String,
+        size: Option<u64>,
+    },
 }
 
 impl Mount {
     pub fn target(&self) -> &str {
         match self {
-            Mount::Bind { target, .. } | Mount::Scratch { target, .. } | Mount::Tmpfs { target, .. } => target,
+            Mount::Bind { target, .. }
+            | Mount::Scratch { target, .. }
+            | Mount::Tmpfs { target, .. } => target,
         }
     }
 }
@@ -114,7 +128,9 @@ pub fn run(spec: &Spec, scratch: &Path, output: Stdio3<'_>) -> anyhow::Result<i3
         }
         Stdio3::Lines(callback) => {
             let (reader, writer) = std::io::pipe().context("creating a pipe")?;
-            cmd.stdin(Stdio::null()).stdout(writer.try_clone()?).stderr(writer);
+            cmd.stdin(Stdio::null())
+                .stdout(writer.try_clone()?)
+                .stderr(writer);
             let mut child = cmd.spawn().context("starting the sandbox helper")?;
             // Our copies of the write end must go, or EOF never comes.
             drop(cmd);
@@ -135,7 +151,9 @@ pub fn run(spec: &Spec, scratch: &Path, output: Stdio3<'_>) -> anyhow::Result<i3
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Copies of the host's `/etc/hosts` and `/etc/resolv.conf` for a step,
@@ -143,9 +161,13 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 pub fn network_files(scratch: &Path, hostname: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
     let hosts = scratch.join("hosts");
     let resolv = scratch.join("resolv.conf");
-    let mut hosts_text = format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let mut hosts_text =
+        format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Ok(host) = std::fs::read_to_string("/etc/hosts") {
-        for line in host.lines().filter(|l| !l.trim_start().starts_with('#') && !l.contains("localhost")) {
+        for line in host
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#') && !l.contains("localhost"))
+        {
             hosts_text.push_str(line);
             hosts_text.push('\n');
         }

@@ -69,15 +69,22 @@ fn lookup(lowers: &[PathBuf], parts: &[String]) -> io::Result<Found> {
             break;
         }
     }
-    Ok(if parts.is_empty() { Found::Dir(fs::metadata(&lowers[0])?) } else { Found::Absent })
+    Ok(if parts.is_empty() {
+        Found::Dir(fs::metadata(&lowers[0])?)
+    } else {
+        Found::Absent
+    })
 }
 
 /// Resolves `path` in the union, following symlinks the way the kernel
 /// would inside the container; the result has no symlinks.
 pub fn resolve(lowers: &[PathBuf], path: &str) -> io::Result<Vec<String>> {
     let mut resolved: Vec<String> = Vec::new();
-    let mut queue: std::collections::VecDeque<String> =
-        path.split('/').filter(|c| !c.is_empty() && *c != ".").map(String::from).collect();
+    let mut queue: std::collections::VecDeque<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(String::from)
+        .collect();
     let mut hops = 0;
     while let Some(part) = queue.pop_front() {
         if part == ".." {
@@ -91,13 +98,20 @@ pub fn resolve(lowers: &[PathBuf], path: &str) -> io::Result<Vec<String>> {
         if let Found::Symlink(target) = lookup(lowers, &resolved)? {
             hops += 1;
             if hops > 40 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("too many symlinks resolving `{path}`")));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("too many symlinks resolving `{path}`"),
+                ));
             }
             resolved.pop();
             if target.starts_with('/') {
                 resolved.clear();
             }
-            for (i, c) in target.split('/').filter(|c| !c.is_empty() && *c != ".").enumerate() {
+            for (i, c) in target
+                .split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .enumerate()
+            {
                 queue.insert(i, c.to_string());
             }
         }
@@ -108,7 +122,12 @@ pub fn resolve(lowers: &[PathBuf], path: &str) -> io::Result<Vec<String>> {
 /// Makes sure `target` exists (as `kind`) in the union of `lowers` plus
 /// `placeholder`, creating only what is missing inside `placeholder`.
 /// Returns the resolved, symlink-free path to mount on.
-pub fn ensure(lowers: &[PathBuf], placeholder: &Path, target: &str, kind: Kind) -> io::Result<String> {
+pub fn ensure(
+    lowers: &[PathBuf],
+    placeholder: &Path,
+    target: &str,
+    kind: Kind,
+) -> io::Result<String> {
     let mut all = vec![placeholder.to_path_buf()];
     all.extend(lowers.iter().cloned());
     let parts = resolve(&all, target)?;
@@ -140,7 +159,10 @@ pub fn ensure(lowers: &[PathBuf], placeholder: &Path, target: &str, kind: Kind) 
             (found, _, _) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
-                    format!("mount target `{target}`: `/{}` is {found:?} in the image", parts[..=i].join("/")),
+                    format!(
+                        "mount target `{target}`: `/{}` is {found:?} in the image",
+                        parts[..=i].join("/")
+                    ),
                 ));
             }
         }
@@ -180,7 +202,10 @@ mod tests {
     #[test]
     fn symlinks_resolve_inside_the_union() {
         let (_t, lowers, _) = tree();
-        assert_eq!(resolve(&lowers, "/var/run/secrets").unwrap(), ["run", "secrets"]);
+        assert_eq!(
+            resolve(&lowers, "/var/run/secrets").unwrap(),
+            ["run", "secrets"]
+        );
         assert_eq!(resolve(&lowers, "/climb/x").unwrap(), ["escape", "x"]);
     }
 
@@ -194,7 +219,10 @@ mod tests {
         let at = ensure(&lowers, &ph, "/var/run/secrets/tok", Kind::File).unwrap();
         assert_eq!(at, "/run/secrets/tok");
         assert!(ph.join("run/secrets/tok").is_file());
-        assert!(!ph.join("var").exists(), "the symlink's directory is not repeated");
+        assert!(
+            !ph.join("var").exists(),
+            "the symlink's directory is not repeated"
+        );
     }
 
     #[test]

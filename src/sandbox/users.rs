@@ -25,7 +25,10 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Identity, UserEr
         None => (spec, None),
     };
     let user = if user.is_empty() { "root" } else { user };
-    let entry = passwd.lines().filter_map(parse_passwd_line).find(|e| e.0 == user || e.1.to_string() == user);
+    let entry = passwd
+        .lines()
+        .filter_map(parse_passwd_line)
+        .find(|e| e.0 == user || e.1.to_string() == user);
     let (name, uid, primary_gid, home) = match (entry, user.parse::<u32>()) {
         (Some((n, uid, gid, home)), _) => (Some(n), uid, gid, home),
         // A numeric uid need not exist in passwd.
@@ -34,9 +37,15 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Identity, UserEr
     };
     let gid = match grp {
         None => primary_gid,
-        Some(g) => match group.lines().filter_map(parse_group_line).find(|e| e.0 == g) {
+        Some(g) => match group
+            .lines()
+            .filter_map(parse_group_line)
+            .find(|e| e.0 == g)
+        {
             Some((_, gid, _)) => gid,
-            None => g.parse().map_err(|_| UserError::UnknownGroup(g.to_string()))?,
+            None => g
+                .parse()
+                .map_err(|_| UserError::UnknownGroup(g.to_string()))?,
         },
     };
     // Supplementary groups only when the group was not given explicitly,
@@ -50,7 +59,12 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Identity, UserEr
             .collect(),
         _ => Vec::new(),
     };
-    Ok(Identity { uid, gid, supplementary, home })
+    Ok(Identity {
+        uid,
+        gid,
+        supplementary,
+        home,
+    })
 }
 
 fn parse_passwd_line(line: &str) -> Option<(String, u32, u32, String)> {
@@ -58,7 +72,12 @@ fn parse_passwd_line(line: &str) -> Option<(String, u32, u32, String)> {
     if f.len() < 7 || line.starts_with('#') {
         return None;
     }
-    Some((f[0].to_string(), f[2].parse().ok()?, f[3].parse().ok()?, f[5].to_string()))
+    Some((
+        f[0].to_string(),
+        f[2].parse().ok()?,
+        f[3].parse().ok()?,
+        f[5].to_string(),
+    ))
 }
 
 fn parse_group_line(line: &str) -> Option<(String, u32, Vec<String>)> {
@@ -66,7 +85,11 @@ fn parse_group_line(line: &str) -> Option<(String, u32, Vec<String>)> {
     if f.len() < 4 || line.starts_with('#') {
         return None;
     }
-    let members = f[3].split(',').filter(|m| !m.is_empty()).map(String::from).collect();
+    let members = f[3]
+        .split(',')
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect();
     Some((f[0].to_string(), f[2].parse().ok()?, members))
 }
 
@@ -80,7 +103,10 @@ mod tests {
     #[test]
     fn names_and_numbers() {
         let app = resolve("app", PASSWD, GROUP).unwrap();
-        assert_eq!((app.uid, app.gid, app.supplementary.clone()), (1000, 1000, vec![50]));
+        assert_eq!(
+            (app.uid, app.gid, app.supplementary.clone()),
+            (1000, 1000, vec![50])
+        );
         assert_eq!(app.home, "/home/app");
         assert_eq!(resolve("", PASSWD, GROUP).unwrap().uid, 0);
         let n = resolve("4242", PASSWD, GROUP).unwrap();
@@ -92,7 +118,13 @@ mod tests {
 
     #[test]
     fn unknown_names_fail() {
-        assert_eq!(resolve("nobody", PASSWD, GROUP), Err(UserError::UnknownUser("nobody".into())));
-        assert_eq!(resolve("app:nogroup", PASSWD, GROUP), Err(UserError::UnknownGroup("nogroup".into())));
+        assert_eq!(
+            resolve("nobody", PASSWD, GROUP),
+            Err(UserError::UnknownUser("nobody".into()))
+        );
+        assert_eq!(
+            resolve("app:nogroup", PASSWD, GROUP),
+            Err(UserError::UnknownGroup("nogroup".into()))
+        );
     }
 }

@@ -16,7 +16,8 @@ pub struct CacheEntry {
 }
 
 fn path(store: &Store, key: &str) -> anyhow::Result<std::path::PathBuf> {
-    let hex = crate::digest::sha256_hex(key).ok_or_else(|| anyhow::anyhow!("bad cache key `{key}`"))?;
+    let hex =
+        crate::digest::sha256_hex(key).ok_or_else(|| anyhow::anyhow!("bad cache key `{key}`"))?;
     Ok(store.state_dir().join("cache").join(format!("{hex}.json")))
 }
 

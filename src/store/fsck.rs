@@ -30,7 +30,9 @@ pub fn fsck(store: &Store) -> anyhow::Result<FsckReport> {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with(".tmp-") {
-            report.problems.push(format!("temporary file `blobs/sha256/{name}` left behind"));
+            report
+                .problems
+                .push(format!("temporary file `blobs/sha256/{name}` left behind"));
             continue;
         }
         let mut file = fs::File::open(entry.path())?;
@@ -39,26 +41,40 @@ pub fn fsck(store: &Store) -> anyhow::Result<FsckReport> {
         let (digest, _) = hashing.finish();
         report.blobs_checked += 1;
         if digest != format!("sha256:{name}") {
-            report.problems.push(format!("blob `{name}` has content digest `{digest}`"));
+            report
+                .problems
+                .push(format!("blob `{name}` has content digest `{digest}`"));
         }
     }
     for (name, desc) in store.images()? {
         if !store.has_blob(&desc.digest) {
-            report.problems.push(format!("image `{name}`: manifest `{}` missing", desc.digest));
+            report.problems.push(format!(
+                "image `{name}`: manifest `{}` missing",
+                desc.digest
+            ));
             continue;
         }
         let manifest: Manifest = store.read_json(&desc.digest)?;
         if !store.has_blob(&manifest.config.digest) {
-            report.problems.push(format!("image `{name}`: config `{}` missing", manifest.config.digest));
+            report.problems.push(format!(
+                "image `{name}`: config `{}` missing",
+                manifest.config.digest
+            ));
         } else {
             let config: ImageConfig = store.read_json(&manifest.config.digest)?;
             if config.rootfs.diff_ids.len() != manifest.layers.len() {
-                report.problems.push(format!("image `{name}`: {} diff_ids for {} layers", config.rootfs.diff_ids.len(), manifest.layers.len()));
+                report.problems.push(format!(
+                    "image `{name}`: {} diff_ids for {} layers",
+                    config.rootfs.diff_ids.len(),
+                    manifest.layers.len()
+                ));
             }
         }
         for layer in &manifest.layers {
             if !store.has_blob(&layer.digest) {
-                report.problems.push(format!("image `{name}`: layer `{}` missing", layer.digest));
+                report
+                    .problems
+                    .push(format!("image `{name}`: layer `{}` missing", layer.digest));
             }
         }
     }
@@ -72,7 +88,10 @@ pub fn fsck(store: &Store) -> anyhow::Result<FsckReport> {
                 c.layer.blob.digest
             )),
             Ok(_) => {}
-            Err(e) => report.problems.push(format!("cache entry `{}` unreadable: {e}", entry.file_name().to_string_lossy())),
+            Err(e) => report.problems.push(format!(
+                "cache entry `{}` unreadable: {e}",
+                entry.file_name().to_string_lossy()
+            )),
         }
     }
     Ok(report)
@@ -86,7 +105,9 @@ pub fn prune(store: &Store, drop_cache: bool) -> anyhow::Result<PruneReport> {
     let mut keep_layers = BTreeSet::new();
     for (_, desc) in store.images()? {
         keep_blobs.insert(desc.digest.clone());
-        let Ok(manifest) = store.read_json::<Manifest>(&desc.digest) else { continue };
+        let Ok(manifest) = store.read_json::<Manifest>(&desc.digest) else {
+            continue;
+        };
         keep_blobs.insert(manifest.config.digest.clone());
         for l in &manifest.layers {
             keep_blobs.insert(l.digest.clone());

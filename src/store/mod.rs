@@ -82,18 +82,35 @@ impl Store {
     #[context("opening the store `{}`", root.display())]
     pub fn open(root: &Path) -> anyhow::Result<Store> {
         let state = root.join(STATE_DIR);
-        for dir in ["blobs/sha256", "kiln-v1/layers", "kiln-v1/cache", "kiln-v1/mounts", "kiln-v1/sources", "kiln-v1/tmp"] {
+        for dir in [
+            "blobs/sha256",
+            "kiln-v1/layers",
+            "kiln-v1/cache",
+            "kiln-v1/mounts",
+            "kiln-v1/sources",
+            "kiln-v1/tmp",
+        ] {
             fs::create_dir_all(root.join(dir))?;
         }
-        let gc = File::options().create(true).truncate(false).write(true).open(state.join("gc.lock"))?;
+        let gc = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(state.join("gc.lock"))?;
         if gc.try_lock().is_ok() {
             sweep_dir(&state.join("tmp"))?;
             gc.unlock()?;
         }
         gc.lock_shared()?;
-        let store = Store { root: root.to_path_buf(), _gc_lock: gc };
+        let store = Store {
+            root: root.to_path_buf(),
+            _gc_lock: gc,
+        };
         if !root.join("oci-layout").exists() {
-            store.write_atomic(&root.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            store.write_atomic(
+                &root.join("oci-layout"),
+                br#"{"imageLayoutVersion":"1.0.0"}"#,
+            )?;
         }
         if !root.join("index.json").exists() {
             let _guard = store.index_lock()?;
@@ -121,7 +138,9 @@ impl Store {
     }
 
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
-        let hex = sha256_hex(digest).ok_or_else(|| StoreError::BadDigest { digest: digest.to_string() })?;
+        let hex = sha256_hex(digest).ok_or_else(|| StoreError::BadDigest {
+            digest: digest.to_string(),
+        })?;
         Ok(self.root.join("blobs/sha256").join(hex))
     }
 
@@ -134,9 +153,10 @@ impl Store {
         let path = self.blob_path(digest)?;
         match fs::read(&path) {
             Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(StoreError::MissingBlob { digest: digest.to_string() }.into())
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::MissingBlob {
+                digest: digest.to_string(),
             }
+            .into()),
             Err(e) => Err(e.into()),
         }
     }
@@ -148,11 +168,15 @@ impl Store {
 
     /// A new temporary directory under the store, removed on drop.
     pub fn tempdir(&self) -> io::Result<tempfile::TempDir> {
-        tempfile::Builder::new().prefix("work-").tempdir_in(self.state_dir().join("tmp"))
+        tempfile::Builder::new()
+            .prefix("work-")
+            .tempdir_in(self.state_dir().join("tmp"))
     }
 
     pub fn tempfile(&self) -> io::Result<tempfile::NamedTempFile> {
-        tempfile::Builder::new().prefix("blob-").tempfile_in(self.state_dir().join("tmp"))
+        tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(self.state_dir().join("tmp"))
     }
 
     /// Writes bytes as a blob (no-op when it exists) and describes it.
@@ -172,7 +196,11 @@ impl Store {
         })
     }
 
-    pub fn put_json<T: serde::Serialize>(&self, media_type: &str, value: &T) -> anyhow::Result<Descriptor> {
+    pub fn put_json<T: serde::Serialize>(
+        &self,
+        media_type: &str,
+        value: &T,
+    ) -> anyhow::Result<Descriptor> {
         self.put_blob(media_type, &serde_json::to_vec(value)?)
     }
 
@@ -199,7 +227,11 @@ impl Store {
     }
 
     fn index_lock(&self) -> io::Result<File> {
-        let f = File::options().create(true).truncate(false).write(true).open(self.state_dir().join("index.lock"))?;
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.state_dir().join("index.lock"))?;
         f.lock()?;
         Ok(f)
     }
@@ -211,7 +243,9 @@ impl Store {
 
     #[context("reading `{}`", self.root.join("index.json").display())]
     pub fn index(&self) -> anyhow::Result<Index> {
-        Ok(serde_json::from_slice(&fs::read(self.root.join("index.json"))?)?)
+        Ok(serde_json::from_slice(&fs::read(
+            self.root.join("index.json"),
+        )?)?)
     }
 
     /// Every named image: (name, manifest descriptor).
@@ -220,7 +254,14 @@ impl Store {
             .index()?
             .manifests
             .into_iter()
-            .filter_map(|d| Some((d.annotations.get(crate::image::ANNOTATION_REF_NAME)?.clone(), d)))
+            .filter_map(|d| {
+                Some((
+                    d.annotations
+                        .get(crate::image::ANNOTATION_REF_NAME)?
+                        .clone(),
+                    d,
+                ))
+            })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
@@ -235,15 +276,29 @@ impl Store {
             .into_iter()
             .find(|(n, d)| *n == wanted || d.digest == name || n == name);
         let Some((found_name, descriptor)) = found else {
-            return Err(StoreError::UnknownImage { name: name.to_string(), store: self.root.clone() }.into());
+            return Err(StoreError::UnknownImage {
+                name: name.to_string(),
+                store: self.root.clone(),
+            }
+            .into());
         };
         let manifest: Manifest = self.read_json(&descriptor.digest)?;
         let config: ImageConfig = self.read_json(&manifest.config.digest)?;
-        Ok(StoredImage { name: found_name, manifest_descriptor: descriptor, manifest, config })
+        Ok(StoredImage {
+            name: found_name,
+            manifest_descriptor: descriptor,
+            manifest,
+            config,
+        })
     }
 
     /// Writes config and manifest for an image and names it.
-    pub fn commit_image(&self, config: &ImageConfig, layers: &[LayerRef], names: &[String]) -> anyhow::Result<Descriptor> {
+    pub fn commit_image(
+        &self,
+        config: &ImageConfig,
+        layers: &[LayerRef],
+        names: &[String],
+    ) -> anyhow::Result<Descriptor> {
         let config_desc = self.put_json(crate::image::MEDIA_CONFIG, config)?;
         let manifest = Manifest {
             schema_version: 2,
@@ -253,7 +308,10 @@ impl Store {
             annotations: Default::default(),
         };
         let mut desc = self.put_json(crate::image::MEDIA_MANIFEST, &manifest)?;
-        desc.platform = Some(crate::image::Platform { architecture: config.architecture.clone(), os: config.os.clone() });
+        desc.platform = Some(crate::image::Platform {
+            architecture: config.architecture.clone(),
+            os: config.os.clone(),
+        });
         for name in names {
             self.tag(name, &desc)?;
         }
@@ -266,9 +324,12 @@ impl Store {
         let name = crate::image::normalize_reference(name);
         let _guard = self.index_lock()?;
         let mut index = self.index()?;
-        index.manifests.retain(|d| d.annotations.get(crate::image::ANNOTATION_REF_NAME) != Some(&name));
+        index
+            .manifests
+            .retain(|d| d.annotations.get(crate::image::ANNOTATION_REF_NAME) != Some(&name));
         let mut d = manifest.clone();
-        d.annotations.insert(crate::image::ANNOTATION_REF_NAME.to_string(), name);
+        d.annotations
+            .insert(crate::image::ANNOTATION_REF_NAME.to_string(), name);
         index.manifests.push(d);
         self.write_index(&index)?;
         Ok(())
@@ -280,7 +341,9 @@ impl Store {
         let _guard = self.index_lock()?;
         let mut index = self.index()?;
         let before = index.manifests.len();
-        index.manifests.retain(|d| d.annotations.get(crate::image::ANNOTATION_REF_NAME) != Some(&wanted));
+        index
+            .manifests
+            .retain(|d| d.annotations.get(crate::image::ANNOTATION_REF_NAME) != Some(&wanted));
         let removed = index.manifests.len() != before;
         if removed {
             self.write_index(&index)?;
@@ -290,8 +353,9 @@ impl Store {
 
     /// The unpacked directory of a layer, unpacking its blob if needed.
     pub fn layer_dir(&self, layer: &LayerRef) -> anyhow::Result<PathBuf> {
-        let hex = sha256_hex(&layer.diff_id)
-            .ok_or_else(|| StoreError::BadDigest { digest: layer.diff_id.clone() })?;
+        let hex = sha256_hex(&layer.diff_id).ok_or_else(|| StoreError::BadDigest {
+            digest: layer.diff_id.clone(),
+        })?;
         let dir = self.state_dir().join("layers").join(hex);
         if dir.exists() {
             return Ok(dir);
@@ -306,12 +370,22 @@ impl Store {
         let target = tmp.path().join("layer");
         fs::create_dir(&target)?;
         let blob = File::open(self.blob_path(&layer.blob.digest)?)?;
-        let mut hashing = crate::digest::HashingReader::new(crate::layer::unpack::decompress(blob)?);
+        let mut hashing =
+            crate::digest::HashingReader::new(crate::layer::unpack::decompress(blob)?);
         let root = crate::layer::confined::Root::open(&target)?;
-        crate::layer::unpack::unpack(&mut hashing, &root, &[], crate::layer::unpack::Flavor::Overlay)?;
+        crate::layer::unpack::unpack(
+            &mut hashing,
+            &root,
+            &[],
+            crate::layer::unpack::Flavor::Overlay,
+        )?;
         io::copy(&mut hashing, &mut io::sink())?;
         let (diff_id, _) = hashing.finish();
-        anyhow::ensure!(diff_id == layer.diff_id, "layer content has diff_id `{diff_id}`, expected `{}`", layer.diff_id);
+        anyhow::ensure!(
+            diff_id == layer.diff_id,
+            "layer content has diff_id `{diff_id}`, expected `{}`",
+            layer.diff_id
+        );
         self.adopt_dir(&target, dir)
     }
 

@@ -18,8 +18,17 @@ pub fn require_root() {
 }
 
 pub fn require_tool(tool: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success();
-    assert!(found, "this test needs `{tool}`; install it with scripts/setup");
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(
+        found,
+        "this test needs `{tool}`; install it with scripts/setup"
+    );
 }
 
 pub struct TestStore {
@@ -31,13 +40,22 @@ impl TestStore {
         require_root();
         let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
         fs::create_dir_all(base).unwrap();
-        TestStore { dir: tempfile::Builder::new().prefix("store-").tempdir_in(base).unwrap() }
+        TestStore {
+            dir: tempfile::Builder::new()
+                .prefix("store-")
+                .tempdir_in(base)
+                .unwrap(),
+        }
     }
 
     /// A store holding `debian:bookworm` (imported from the cached rootfs).
     pub fn with_debian() -> TestStore {
         let store = TestStore::new();
-        let out = store.kiln(&["import", debian_rootfs().to_str().unwrap(), "debian:bookworm"]);
+        let out = store.kiln(&[
+            "import",
+            debian_rootfs().to_str().unwrap(),
+            "debian:bookworm",
+        ]);
         assert_success(&out);
         store
     }
@@ -62,7 +80,16 @@ impl TestStore {
             .into_iter()
             .map(|e| e.unwrap())
             .filter(|e| e.file_type().is_file())
-            .map(|e| (e.path().strip_prefix(self.path()).unwrap().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+            .map(|e| {
+                (
+                    e.path()
+                        .strip_prefix(self.path())
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                    e.metadata().unwrap().len(),
+                )
+            })
             .filter(|(p, _)| !p.starts_with("kiln-v1/tmp/") && !p.ends_with(".lock"))
             .collect()
     }
@@ -74,7 +101,10 @@ impl TestStore {
             let path = e.unwrap().path();
             let mut bytes = Vec::new();
             let file = fs::File::open(&path).unwrap();
-            kiln::layer::unpack::decompress(file).unwrap().read_to_end(&mut bytes).unwrap();
+            kiln::layer::unpack::decompress(file)
+                .unwrap()
+                .read_to_end(&mut bytes)
+                .unwrap();
             if bytes.windows(needle.len()).any(|w| w == needle) {
                 hits.push(path.display().to_string());
             }
@@ -118,7 +148,13 @@ pub fn debian_rootfs() -> PathBuf {
         let mirror = kiln::bases::apt_sources::host_mirror().unwrap();
         let partial = dir.join("bookworm-minbase.tar.partial");
         let status = Command::new("mmdebstrap")
-            .args(["--mode=root", "--variant=minbase", "--format=tar", "--quiet", "bookworm"])
+            .args([
+                "--mode=root",
+                "--variant=minbase",
+                "--format=tar",
+                "--quiet",
+                "bookworm",
+            ])
             .arg(&partial)
             .arg(&mirror)
             .status()
@@ -131,7 +167,10 @@ pub fn debian_rootfs() -> PathBuf {
 
 /// A build context in a temporary directory, from (path, contents) pairs.
 pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("ctx-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("ctx-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
     for (path, contents) in files {
         let p = dir.path().join(path);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -142,5 +181,8 @@ pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 /// Whether a Docker engine answers here.
 pub fn docker_answers() -> bool {
-    Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success())
+    Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
