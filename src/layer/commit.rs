@@ -14,12 +14,14 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
+use gzp::ZWriter as _;
+
 use super::unpack::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
 use crate::digest::HashingWriter;
 
 /// gzip level for every layer kiln writes. It decides layer digests, so it
 /// never changes within a store format version.
-pub const GZIP_LEVEL: u32 = 3;
+pub const GZIP_LEVEL: u32 = 1;
 /// zstd level when zstd is chosen.
 pub const ZSTD_LEVEL: i32 = 3;
 
@@ -50,15 +52,15 @@ pub fn write_layer(
     let epoch = crate::image::source_date_epoch();
     let (blob, diff_id, media_type) = match compression {
         Compression::Gzip => {
-            let gz = flate2::write::GzEncoder::new(blob, flate2::Compression::new(GZIP_LEVEL));
+            let gz = parallel_gzip(blob, threads())?;
             let mut tar = HashingWriter::new(gz);
             write_tar(dir, &mut tar, epoch)?;
-            let (gz, diff_id, _) = tar.finish();
-            (gz.finish()?, diff_id, crate::image::MEDIA_LAYER_GZIP)
+            let (mut gz, diff_id, _) = tar.finish();
+            (gz.finish().map_err(io::Error::other)?, diff_id, crate::image::MEDIA_LAYER_GZIP)
         }
         Compression::Zstd => {
             let mut enc = zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL)?;
-            enc.multithread(std::thread::available_parallelism().map_or(1, |n| n.get() as u32))?;
+            enc.multithread(threads() as u32)?;
             let mut tar = HashingWriter::new(enc);
             write_tar(dir, &mut tar, epoch)?;
             let (enc, diff_id, _) = tar.finish();
@@ -78,6 +80,23 @@ pub fn write_layer(
         },
     ))
 }
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A gzip stream compressed in parallel blocks, each primed with the last
+/// 32 KiB of the one before (as pigz does), so the bytes do not depend on
+/// the number of threads: only on [`GZIP_LEVEL`] and the block size.
+pub fn parallel_gzip<W: Write + Send + 'static>(out: W, threads: usize) -> io::Result<ParGzip<W>> {
+    Ok(gzp::par::compress::ParCompressBuilder::<gzp::deflate::Gzip>::new()
+        .num_threads(threads.max(1))
+        .map_err(io::Error::other)?
+        .compression_level(gzp::Compression::new(GZIP_LEVEL))
+        .from_writer(out))
+}
+
+pub type ParGzip<W> = gzp::par::compress::ParCompress<'static, gzp::deflate::Gzip, W>;
 
 /// Writes the uncompressed tar of `dir` to `out`.
 pub fn write_tar(dir: &Path, out: &mut impl Write, epoch: Option<i64>) -> io::Result<()> {

@@ -299,3 +299,34 @@ fn compressed_layers_decompress_by_magic() {
         assert_eq!(list_tar(&raw), ["f a"]);
     }
 }
+
+#[test]
+fn parallel_gzip_does_not_depend_on_thread_count() {
+    use std::io::Write;
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 % 17).collect();
+    let compress = |threads| {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut gz = super::commit::parallel_gzip(Shared(buf.clone()), threads).unwrap();
+        gz.write_all(&data).unwrap();
+        use gzp::ZWriter;
+        gz.finish().unwrap();
+        let out = buf.lock().unwrap().clone();
+        out
+    };
+    let one = compress(1);
+    assert_eq!(one, compress(2));
+    assert_eq!(one, compress(4));
+    let mut back = Vec::new();
+    flate2::read::MultiGzDecoder::new(one.as_slice()).read_to_end(&mut back).unwrap();
+    assert_eq!(back, data);
+}
