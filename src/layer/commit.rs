@@ -56,7 +56,11 @@ pub fn write_layer(
             let mut tar = HashingWriter::new(gz);
             write_tar(dir, &mut tar, epoch)?;
             let (mut gz, diff_id, _) = tar.finish();
-            (gz.finish().map_err(io::Error::other)?, diff_id, crate::image::MEDIA_LAYER_GZIP)
+            (
+                gz.finish().map_err(io::Error::other)?,
+                diff_id,
+                crate::image::MEDIA_LAYER_GZIP,
+            )
         }
         Compression::Zstd => {
             let mut enc = zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL)?;
@@ -89,11 +93,13 @@ fn threads() -> usize {
 /// 32 KiB of the one before (as pigz does), so the bytes do not depend on
 /// the number of threads: only on [`GZIP_LEVEL`] and the block size.
 pub fn parallel_gzip<W: Write + Send + 'static>(out: W, threads: usize) -> io::Result<ParGzip<W>> {
-    Ok(gzp::par::compress::ParCompressBuilder::<gzp::deflate::Gzip>::new()
-        .num_threads(threads.max(1))
-        .map_err(io::Error::other)?
-        .compression_level(gzp::Compression::new(GZIP_LEVEL))
-        .from_writer(out))
+    Ok(
+        gzp::par::compress::ParCompressBuilder::<gzp::deflate::Gzip>::new()
+            .num_threads(threads.max(1))
+            .map_err(io::Error::other)?
+            .compression_level(gzp::Compression::new(GZIP_LEVEL))
+            .from_writer(out),
+    )
 }
 
 pub type ParGzip<W> = gzp::par::compress::ParCompress<'static, gzp::deflate::Gzip, W>;

@@ -303,7 +303,9 @@ fn compressed_layers_decompress_by_magic() {
 #[test]
 fn parallel_gzip_does_not_depend_on_thread_count() {
     use std::io::Write;
-    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 % 17).collect();
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 % 17)
+        .collect();
     let compress = |threads| {
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -327,6 +329,8 @@ fn parallel_gzip_does_not_depend_on_thread_count() {
     assert_eq!(one, compress(2));
     assert_eq!(one, compress(4));
     let mut back = Vec::new();
-    flate2::read::MultiGzDecoder::new(one.as_slice()).read_to_end(&mut back).unwrap();
+    flate2::read::MultiGzDecoder::new(one.as_slice())
+        .read_to_end(&mut back)
+        .unwrap();
     assert_eq!(back, data);
 }

@@ -253,10 +253,12 @@ pub fn execute(root: &Root, plan: &CopyPlan) -> anyhow::Result<()> {
         gid,
         chmod: plan.chmod,
     };
+    // `COPY file /existing/dir` puts the file inside, as Docker does.
+    let dest_is_dir = plan.dest_is_dir || dest.is_empty() || root.open_dir(&dest).is_ok();
     for item in &plan.items {
         match item {
             CopyItem::File { host, name, mode } => {
-                let target = if plan.dest_is_dir {
+                let target = if dest_is_dir {
                     join(&dest, name)
                 } else {
                     dest.iter().map(|s| s.to_string()).collect()
@@ -273,7 +275,15 @@ pub fn execute(root: &Root, plan: &CopyPlan) -> anyhow::Result<()> {
             } => {
                 let rules = IgnoreRules::parse(ignore);
                 let src = Root::open(src_root)?;
-                for sel in select(src_root, pattern, &rules)? {
+                let selected = select(src_root, pattern, &rules)?;
+                if selected.len() > 1 && !dest_is_dir {
+                    bail!(
+                        "`{pattern}` matches {} paths: the destination `{}` must be a directory ending in `/`",
+                        selected.len(),
+                        plan.dest
+                    );
+                }
+                for sel in selected {
                     let parts: Vec<&str> = sel.rel.split('/').filter(|c| !c.is_empty()).collect();
                     if sel.is_dir {
                         w.dir_all(&dest)?;
@@ -300,7 +310,7 @@ pub fn execute(root: &Root, plan: &CopyPlan) -> anyhow::Result<()> {
                         continue;
                     }
                     let name = parts.last().copied().unwrap_or("");
-                    let target = if plan.dest_is_dir {
+                    let target = if dest_is_dir {
                         join(&dest, name)
                     } else {
                         dest_parts.clone()

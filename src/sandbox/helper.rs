@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use rustix::fs::{CWD, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::mount::{self as rm, MountFlags};
 
 use super::{Action, Mount, Network, Process, Spec};
@@ -99,6 +99,22 @@ pub fn mount_overlay(
     upper: Option<(&Path, &Path)>,
     target: &Path,
 ) -> anyhow::Result<()> {
+    let fd = rustix::fs::open(
+        target,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening `{}`", target.display()))?;
+    mount_overlay_at(lowers, upper, &fd)
+        .with_context(|| format!("overlay on `{}`", target.display()))
+}
+
+/// Like [`mount_overlay`], onto an already opened directory.
+fn mount_overlay_at(
+    lowers: &[impl AsRef<Path>],
+    upper: Option<(&Path, &Path)>,
+    target: &impl AsFd,
+) -> anyhow::Result<()> {
     let fs = rm::fsopen("overlay", rm::FsOpenFlags::FSOPEN_CLOEXEC).context("fsopen overlay")?;
     let configure = || -> io::Result<()> {
         for lower in lowers {
@@ -116,7 +132,7 @@ pub fn mount_overlay(
         Ok(())
     };
     if let Err(e) = configure() {
-        bail!("overlay on `{}`: {e}{}", target.display(), fs_log(&fs));
+        bail!("{e}{}", fs_log(&fs));
     }
     let attrs = if upper.is_none() {
         rm::MountAttrFlags::MOUNT_ATTR_RDONLY
@@ -128,11 +144,11 @@ pub fn mount_overlay(
     rm::move_mount(
         &mnt,
         "",
-        CWD,
         target,
-        rm::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        "",
+        rm::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | rm::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
     )
-    .with_context(|| format!("attaching overlay at `{}`", target.display()))?;
+    .context("attaching the overlay")?;
     Ok(())
 }
 
@@ -283,7 +299,7 @@ fn mount_build_mount(root: &Root, m: &Mount) -> anyhow::Result<()> {
             target,
         } => {
             let t = open_target(root, target)?;
-            mount_overlay(&[source], Some((upper, work)), Path::new(&fd_path(&t)))?;
+            mount_overlay_at(&[source], Some((upper, work)), &t)?;
         }
         Mount::Tmpfs { target, size } => {
             let t = open_target(root, target)?;

@@ -54,14 +54,30 @@ pub fn fsck(store: &Store) -> anyhow::Result<FsckReport> {
             ));
             continue;
         }
-        let manifest: Manifest = store.read_json(&desc.digest)?;
+        let manifest: Manifest = match store.read_json(&desc.digest) {
+            Ok(m) => m,
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("image `{name}`: manifest unreadable: {e:#}"));
+                continue;
+            }
+        };
         if !store.has_blob(&manifest.config.digest) {
             report.problems.push(format!(
                 "image `{name}`: config `{}` missing",
                 manifest.config.digest
             ));
         } else {
-            let config: ImageConfig = store.read_json(&manifest.config.digest)?;
+            let config: ImageConfig = match store.read_json(&manifest.config.digest) {
+                Ok(c) => c,
+                Err(e) => {
+                    report
+                        .problems
+                        .push(format!("image `{name}`: config unreadable: {e:#}"));
+                    continue;
+                }
+            };
             if config.rootfs.diff_ids.len() != manifest.layers.len() {
                 report.problems.push(format!(
                     "image `{name}`: {} diff_ids for {} layers",
