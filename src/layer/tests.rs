@@ -322,8 +322,7 @@ fn parallel_gzip_does_not_depend_on_thread_count() {
         gz.write_all(&data).unwrap();
         use gzp::ZWriter;
         gz.finish().unwrap();
-        let out = buf.lock().unwrap().clone();
-        out
+        buf.lock().unwrap().clone()
     };
     let one = compress(1);
     assert_eq!(one, compress(2));
