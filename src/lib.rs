@@ -19,5 +19,6 @@ pub mod frontend;
 pub mod image;
 pub mod layer;
 pub mod plan;
+pub mod project;
 pub mod sandbox;
 pub mod store;
