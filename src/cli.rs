@@ -62,6 +62,22 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Show what a family build would run, and with --explain, why.
+    Plan {
+        targets: Vec<String>,
+        #[command(flatten)]
+        family: FamilyArgs,
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Write plain Dockerfiles, a bake file and a buildah script.
+    Render {
+        targets: Vec<String>,
+        #[command(flatten)]
+        family: FamilyArgs,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Run a command in an image, in the build sandbox.
     Run {
         name: String,
@@ -94,9 +110,50 @@ pub enum Bootstrap {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct FamilyArgs {
+    /// The project folder holding kiln.toml (default: the current one).
+    #[arg(short = 'C', long = "directory")]
+    pub directory: Option<PathBuf>,
+    /// Override a param (`--set python=3.13.5`), repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub sets: Vec<String>,
+    /// Every combination in [matrix].
+    #[arg(long)]
+    pub matrix: bool,
+}
+
+impl FamilyArgs {
+    fn project(&self) -> anyhow::Result<crate::project::Project> {
+        let dir = self.directory.clone().unwrap_or_else(|| PathBuf::from("."));
+        crate::project::Project::load(&dir).map_err(|e| UsageError(e.to_string()).into())
+    }
+
+    fn options(
+        &self,
+        targets: Vec<String>,
+        jobs: usize,
+        no_cache: bool,
+    ) -> crate::project::family::FamilyOptions {
+        crate::project::family::FamilyOptions {
+            targets,
+            sets: self.sets.clone(),
+            matrix: self.matrix,
+            jobs,
+            no_cache,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// Build context directory.
-    pub context: PathBuf,
+    /// With -f: the build context (one directory). Without -f, in a folder
+    /// with kiln.toml: the targets to build (all when none).
+    pub positional: Vec<String>,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    /// Targets built at once (family builds).
+    #[arg(short = 'j', long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    pub jobs: usize,
     /// Dockerfile; default: CONTEXT/Dockerfile.
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
@@ -325,6 +382,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::open(&store_path)?;
             crate::export::export(&store, &name, format, &output)
         }
+        Command::Plan {
+            targets,
+            family,
+            explain,
+        } => {
+            let project = family.project()?;
+            let store = Store::open(&store_path)?;
+            let opts = family.options(targets, 1, false);
+            let mut out = std::io::stdout().lock();
+            crate::project::family::plan(&store, &project, &opts, explain, &mut out)
+                .map_err(input_error)
+        }
+        Command::Render {
+            targets,
+            family,
+            output,
+        } => {
+            let project = family.project()?;
+            let opts = family.options(targets, 1, false);
+            for dir in crate::project::family::render_family(&project, &opts, &output)
+                .map_err(input_error)?
+            {
+                println!("{}", dir.display());
+            }
+            Ok(())
+        }
         Command::Run {
             name,
             network,
@@ -347,7 +430,104 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Project errors (schema, params, templates, graph) are the user's input.
+fn input_error(e: anyhow::Error) -> anyhow::Error {
+    let is_input = e.chain().any(|c| {
+        c.downcast_ref::<crate::project::ProjectError>().is_some()
+            || c.downcast_ref::<crate::project::TemplateError>().is_some()
+    });
+    if is_input {
+        UsageError(format!("{e:#}")).into()
+    } else {
+        e
+    }
+}
+
+/// `kiln build` is a family build when no `-f` is given and a kiln.toml
+/// is found (in `-C DIR` or here); otherwise a Dockerfile build.
 fn build(store_path: &Path, args: BuildArgs) -> anyhow::Result<()> {
+    let project_dir = args
+        .family
+        .directory
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let is_family = args.file.is_none()
+        && project_dir.join(crate::project::PROJECT_FILE).is_file()
+        && !(args.positional.len() == 1
+            && Path::new(&args.positional[0]).join("Dockerfile").is_file());
+    if is_family {
+        return build_family(store_path, args);
+    }
+    let context = match args.positional.as_slice() {
+        [one] => PathBuf::from(one),
+        [] => {
+            return Err(UsageError(
+                "give a build context (or run in a folder with kiln.toml)".into(),
+            )
+            .into());
+        }
+        _ => {
+            return Err(UsageError("a Dockerfile build takes one context directory".into()).into());
+        }
+    };
+    dockerfile_build(store_path, args, context)
+}
+
+fn build_family(store_path: &Path, args: BuildArgs) -> anyhow::Result<()> {
+    let project = args.family.project()?;
+    let store = Store::open(store_path)?;
+    let progress = Progress::new(args.progress);
+    let opts = args
+        .family
+        .options(args.positional.clone(), args.jobs, args.no_cache);
+    let started = std::time::Instant::now();
+    let outcomes =
+        crate::project::family::build(&store, &project, &opts, &progress).map_err(input_error)?;
+    let mut failed = 0;
+    println!("{:<10} {:<16} {:<40} RESULT", "KIND", "TARGET", "TAGS");
+    for o in &outcomes {
+        let params: Vec<String> = o
+            .job
+            .node
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let result = match &o.result {
+            Ok(d) => d.clone(),
+            Err(e) => {
+                failed += 1;
+                format!("FAILED: {}", e.lines().next().unwrap_or(""))
+            }
+        };
+        println!(
+            "{:<10} {:<16} {:<40} {result}",
+            o.job.node.kind.label(),
+            o.job.node.name,
+            o.job.tags.join(",")
+        );
+        if args.family.matrix {
+            println!("{:<10} {:<16} {}", "", "", params.join(" "));
+        }
+    }
+    for o in &outcomes {
+        if let Err(e) = &o.result
+            && !e.starts_with("not built:")
+        {
+            eprintln!("error: {}: {e}", o.job.node.name);
+        }
+    }
+    progress.note(&format!(
+        "family built in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
+    if failed > 0 {
+        bail!("{failed} of {} targets failed", outcomes.len());
+    }
+    Ok(())
+}
+
+fn dockerfile_build(store_path: &Path, args: BuildArgs, context: PathBuf) -> anyhow::Result<()> {
     let mut build_args = BTreeMap::new();
     for a in &args.build_args {
         let (k, v) = parse_kv("--build-arg", a)?;
@@ -368,10 +548,10 @@ fn build(store_path: &Path, args: BuildArgs) -> anyhow::Result<()> {
     let dockerfile = args
         .file
         .clone()
-        .unwrap_or_else(|| args.context.join("Dockerfile"));
+        .unwrap_or_else(|| context.join("Dockerfile"));
     let opts = BuildOptions {
         dockerfile,
-        context: args.context.clone(),
+        context: context.clone(),
         tags: args.tags.clone(),
         target: args.target.clone(),
         build_args,
@@ -382,6 +562,7 @@ fn build(store_path: &Path, args: BuildArgs) -> anyhow::Result<()> {
             CompressionArg::Gzip => Compression::Gzip,
             CompressionArg::Zstd => Compression::Zstd,
         },
+        ..BuildOptions::default()
     };
     let store = Store::open(store_path)?;
     let progress = Progress::new(args.progress);

@@ -23,7 +23,7 @@ use crate::plan::{self, Base, BuildArgs, BuildPlan, ImageConfigs, PlanError, Sta
 use crate::store::{LayerRef, Store, StoreError};
 
 pub use progress::{Progress, ProgressMode};
-pub use step::commit as commit_dir;
+pub use step::{commit as commit_dir, export_local};
 
 /// Build failures, split by who must act: the user's input (exit 2) or a
 /// step that failed (exit 1).
@@ -53,17 +53,28 @@ impl BuildError {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub enum Output {
     /// Store the image under these names.
+    #[default]
     Image,
     /// Write the final stage's files to a directory instead.
     Local(PathBuf),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
+    /// The Dockerfile's path (read from disk unless `dockerfile_text` is
+    /// given, then used in messages only).
     pub dockerfile: PathBuf,
+    pub dockerfile_text: Option<String>,
+    /// Names that FROM and `--from` resolve to other store names (a
+    /// family's targets built with the same params).
+    pub aliases: BTreeMap<String, String>,
+    /// Labels set on the final image.
+    pub labels: BTreeMap<String, String>,
+    /// Mount the host's CA bundle into every RUN step (see `kiln.toml`).
+    pub host_ca: bool,
     pub context: PathBuf,
     pub tags: Vec<String>,
     pub target: Option<String>,
@@ -88,13 +99,36 @@ pub struct BuildResult {
     pub config: ImageConfig,
     pub steps_run: usize,
     pub steps_cached: usize,
+    pub steps: Vec<StepRecord>,
 }
 
-struct StoreConfigs<'s>(&'s Store);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StepStatus {
+    Cached,
+    Ran,
+    WillRun,
+}
+
+/// One layer step of a build or a plan, with the parts of its key.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StepRecord {
+    pub stage: String,
+    pub index: usize,
+    pub text: String,
+    pub key: String,
+    pub inputs: Vec<(String, String)>,
+    pub status: StepStatus,
+}
+
+struct StoreConfigs<'s> {
+    store: &'s Store,
+    aliases: &'s BTreeMap<String, String>,
+}
 
 impl ImageConfigs for StoreConfigs<'_> {
     fn runtime_config(&self, name: &str) -> Result<RuntimeConfig, String> {
-        match self.0.resolve(name) {
+        let resolved = self.aliases.get(name).map_or(name, String::as_str);
+        match self.store.resolve(resolved) {
             Ok(img) => Ok(img.config.config),
             Err(e) => Err(match e.downcast_ref::<StoreError>() {
                 Some(StoreError::UnknownImage { .. }) => format!(
@@ -108,7 +142,10 @@ impl ImageConfigs for StoreConfigs<'_> {
 
 /// Parses, plans and checks a build without running anything.
 pub fn prepare(store: &Store, opts: &BuildOptions) -> Result<(Dockerfile, BuildPlan), BuildError> {
-    let df = Dockerfile::read(&opts.dockerfile)?;
+    let df = match &opts.dockerfile_text {
+        Some(text) => crate::frontend::parse(&opts.dockerfile, text)?,
+        None => Dockerfile::read(&opts.dockerfile)?,
+    };
     for (id, path) in &opts.secrets {
         if !path.is_file() {
             return Err(BuildError::Input(format!(
@@ -127,7 +164,15 @@ pub fn prepare(store: &Store, opts: &BuildOptions) -> Result<(Dockerfile, BuildP
         values: opts.build_args.clone(),
         secrets: opts.secrets.keys().cloned().collect(),
     };
-    let plan = plan::plan(&df, &args, opts.target.as_deref(), &StoreConfigs(store))?;
+    let plan = plan::plan(
+        &df,
+        &args,
+        opts.target.as_deref(),
+        &StoreConfigs {
+            store,
+            aliases: &opts.aliases,
+        },
+    )?;
     let ignore = step::dockerignore(&opts.context, &opts.dockerfile)
         .map_err(|e| BuildError::Input(format!("{e:#}")))?;
     // Missing COPY sources are input errors: find them before anything runs.
@@ -172,12 +217,15 @@ pub fn build(
         built: BTreeMap::new(),
         steps_run: 0,
         steps_cached: 0,
+        dry_run: false,
+        records: Vec::new(),
     };
     for stage in &plan.stages {
         let built = engine.build_stage(stage, &plan)?;
         engine.built.insert(stage.index, built);
     }
-    let target = engine.built.remove(&plan.target).expect("target built");
+    let mut target = engine.built.remove(&plan.target).expect("target built");
+    target.config.config.labels.extend(opts.labels.clone());
     let manifest_digest = match &opts.output {
         Output::Image => Some(
             store
@@ -194,7 +242,35 @@ pub fn build(
         config: target.config,
         steps_run: engine.steps_run,
         steps_cached: engine.steps_cached,
+        steps: engine.records,
     })
+}
+
+/// What a build would do: every layer step's key and whether the cache
+/// has it. Runs nothing and writes nothing.
+pub fn explain(
+    store: &Store,
+    opts: &BuildOptions,
+    progress: &Progress,
+) -> anyhow::Result<Vec<StepRecord>> {
+    let (_df, plan) = prepare(store, opts)?;
+    let ignore = step::dockerignore(&opts.context, &opts.dockerfile)?;
+    let mut engine = Engine {
+        store,
+        opts,
+        progress,
+        ignore,
+        built: BTreeMap::new(),
+        steps_run: 0,
+        steps_cached: 0,
+        dry_run: true,
+        records: Vec::new(),
+    };
+    for stage in &plan.stages {
+        let built = engine.build_stage(stage, &plan)?;
+        engine.built.insert(stage.index, built);
+    }
+    Ok(engine.records)
 }
 
 struct Engine<'a> {
@@ -205,6 +281,9 @@ struct Engine<'a> {
     built: BTreeMap<usize, BuiltStage>,
     steps_run: usize,
     steps_cached: usize,
+    /// Plan only: compute keys and look them up, run nothing.
+    dry_run: bool,
+    records: Vec<StepRecord>,
 }
 
 fn key_of(parts: &[(String, String)]) -> String {
@@ -233,6 +312,7 @@ impl Engine<'_> {
 
     /// An image from the store as a built stage (its key is its manifest).
     fn image(&self, name: &str) -> anyhow::Result<BuiltStage> {
+        let name = self.opts.aliases.get(name).map_or(name, String::as_str);
         let img = self.store.resolve(name)?;
         anyhow::ensure!(
             img.manifest.layers.len() == img.config.rootfs.diff_ids.len(),
@@ -293,13 +373,30 @@ impl Engine<'_> {
                     } else {
                         self.store.cache_get(&key)?
                     };
+                    let record = |status| StepRecord {
+                        stage: label.clone(),
+                        index: n,
+                        text: s.created_by.clone(),
+                        key: key.clone(),
+                        inputs: parts.clone(),
+                        status,
+                    };
                     let entry = match cached {
                         Some(entry) => {
                             self.progress.cached(&id, &s.created_by);
                             self.steps_cached += 1;
+                            self.records.push(record(StepStatus::Cached));
                             entry
                         }
+                        None if self.dry_run => {
+                            // Later keys depend on this key only, not on
+                            // the layer, so planning goes on without it.
+                            self.records.push(record(StepStatus::WillRun));
+                            current.key = key;
+                            continue;
+                        }
                         None => {
+                            self.records.push(record(StepStatus::Ran));
                             self.progress.start(&id, &s.created_by);
                             let started = Instant::now();
                             let layer = step::execute(self, &current, s, &id)?;

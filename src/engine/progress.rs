@@ -12,9 +12,12 @@ pub enum ProgressMode {
 }
 
 /// Where progress goes (stderr) and how it looks.
+#[derive(Debug, Clone)]
 pub struct Progress {
     mode: ProgressMode,
     color: bool,
+    /// Printed before every line (the target, in a family build).
+    prefix: String,
 }
 
 impl Progress {
@@ -22,7 +25,19 @@ impl Progress {
         let color = mode == ProgressMode::Tty
             && std::io::stderr().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Progress { mode, color }
+        Progress {
+            mode,
+            color,
+            prefix: String::new(),
+        }
+    }
+
+    /// The same, with every line prefixed (`[python] …`).
+    pub fn with_prefix(&self, prefix: &str) -> Progress {
+        Progress {
+            prefix: format!("{prefix} "),
+            ..self.clone()
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -36,7 +51,7 @@ impl Progress {
     fn line(&self, text: &str) {
         if self.mode != ProgressMode::Quiet {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{text}");
+            let _ = writeln!(err, "{}{text}", self.prefix);
         }
     }
 

@@ -17,6 +17,10 @@ use crate::sandbox::mountpoints::{self, Kind};
 use crate::sandbox::{self, Action, Mount, Process, SourceView, Spec};
 use crate::store::{LayerRef, Store};
 
+/// The host's CA bundle, and where RUN steps see it when `host-ca` is on.
+pub const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub const HOST_CA_TARGET: &str = "/run/kiln/ca-certificates.crt";
+
 /// `.dockerignore` text: `<Dockerfile>.dockerignore` beside the Dockerfile
 /// wins over the context's `.dockerignore`, as in BuildKit.
 pub fn dockerignore(context: &Path, dockerfile: &Path) -> anyhow::Result<String> {
@@ -43,7 +47,7 @@ fn source_identity(engine: &Engine<'_>, from: &SourceRef) -> anyhow::Result<Stri
     Ok(match from {
         SourceRef::Context => "context".to_string(),
         SourceRef::Stage(i) => engine.built[i].key.clone(),
-        SourceRef::Image(name) => engine.store.resolve(name)?.manifest_descriptor.digest,
+        SourceRef::Image(name) => engine.image(name)?.key,
     })
 }
 
@@ -222,6 +226,24 @@ pub fn execute(
             let locks = run_mounts(engine, &mut ws, &lowers, run, &mut views, &mut mounts)?;
             let mut env = run.env.clone();
             env.extend(run.proxy_env.iter().cloned());
+            if engine.opts.host_ca {
+                // The bundle is mounted, never copied, and stays out of the
+                // key like a proxy setting: it changes no step's result.
+                let at = mountpoints::ensure(&lowers, &placeholder, HOST_CA_TARGET, Kind::File)?;
+                mounts.push(Mount::Bind {
+                    source: PathBuf::from(HOST_CA_BUNDLE),
+                    target: at,
+                    readonly: true,
+                });
+                for var in [
+                    "SSL_CERT_FILE",
+                    "PIP_CERT",
+                    "REQUESTS_CA_BUNDLE",
+                    "CURL_CA_BUNDLE",
+                ] {
+                    env.push(format!("{var}={HOST_CA_TARGET}"));
+                }
+            }
             let process = Process {
                 argv: run.argv.clone(),
                 env,

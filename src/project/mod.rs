@@ -11,8 +11,6 @@ pub mod template;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
-
 pub use schema::ProjectFile;
 use schema::{ArtifactDef, BaseDef, ImageDef, SourceDef};
 pub use template::TemplateError;
@@ -30,7 +28,12 @@ pub enum ProjectError {
         source: std::io::Error,
     },
     #[error("{}:{line}:{column}: {message}", path.display())]
-    Parse { path: PathBuf, line: usize, column: usize, message: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("unknown param `{name}`; known params: {}", known.join(", "))]
     UnknownParam { name: String, known: Vec<String> },
     #[error("unknown target `{name}`; targets: {}", known.join(", "))]
@@ -90,17 +93,6 @@ pub struct RenderedDockerfile {
     pub text: String,
 }
 
-impl Node {
-    /// The name this target's result has in the store for these params.
-    pub fn store_name(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(self.kind.label());
-        h.update(&self.name);
-        h.update(serde_json::to_vec(&self.params).expect("params serialise"));
-        format!("kiln-{}/{}:{}", self.kind.label(), self.name, &hex::encode(h.finalize())[..16])
-    }
-}
-
 /// Line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -113,16 +105,28 @@ impl Project {
     /// Reads `DIR/kiln.toml`.
     pub fn load(dir: &Path) -> Result<Project, ProjectError> {
         let path = dir.join(PROJECT_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| ProjectError::Read { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ProjectError::Read {
+            path: path.clone(),
+            source,
+        })?;
         Project::parse(dir, &path, &text)
     }
 
     pub fn parse(dir: &Path, path: &Path, text: &str) -> Result<Project, ProjectError> {
         let file: ProjectFile = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-            ProjectError::Parse { path: path.to_path_buf(), line, column, message: e.message().to_string() }
+            ProjectError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
         })?;
-        let project = Project { dir: dir.to_path_buf(), path: path.to_path_buf(), file };
+        let project = Project {
+            dir: dir.to_path_buf(),
+            path: path.to_path_buf(),
+            file,
+        };
         project.validate(text)?;
         Ok(project)
     }
@@ -131,7 +135,10 @@ impl Project {
         let mut seen = BTreeSet::new();
         for (name, _) in self.targets() {
             if !seen.insert(name.clone()) {
-                return Err(ProjectError::Invalid(format!("{}: target name `{name}` is used twice", self.path.display())));
+                return Err(ProjectError::Invalid(format!(
+                    "{}: target name `{name}` is used twice",
+                    self.path.display()
+                )));
             }
         }
         let at = |needle: &str| {
@@ -140,20 +147,32 @@ impl Project {
         };
         for (name, base) in &self.file.base {
             if base.suite.is_some() == base.rootfs.is_some() {
-                return Err(ProjectError::Invalid(format!("{}: base `{name}` needs exactly one of `suite` or `rootfs`", at(&format!("[base.{name}]")))));
+                return Err(ProjectError::Invalid(format!(
+                    "{}: base `{name}` needs exactly one of `suite` or `rootfs`",
+                    at(&format!("[base.{name}]"))
+                )));
             }
         }
         for (name, source) in &self.file.source {
             if source.url.is_some() == source.path.is_some() {
-                return Err(ProjectError::Invalid(format!("{}: source `{name}` needs exactly one of `url` or `path`", at(&format!("[source.{name}]")))));
+                return Err(ProjectError::Invalid(format!(
+                    "{}: source `{name}` needs exactly one of `url` or `path`",
+                    at(&format!("[source.{name}]"))
+                )));
             }
             if source.sha256.len() != 64 || !source.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ProjectError::Invalid(format!("{}: source `{name}`: sha256 must be 64 hex digits", at(&format!("[source.{name}]")))));
+                return Err(ProjectError::Invalid(format!(
+                    "{}: source `{name}`: sha256 must be 64 hex digits",
+                    at(&format!("[source.{name}]"))
+                )));
             }
         }
         for key in self.file.matrix.keys() {
             if key != "exclude" && !self.file.params.contains_key(key) {
-                return Err(ProjectError::Invalid(format!("{}: matrix param `{key}` is not in [params]", at("[matrix]"))));
+                return Err(ProjectError::Invalid(format!(
+                    "{}: matrix param `{key}` is not in [params]",
+                    at("[matrix]")
+                )));
             }
         }
         Ok(())
@@ -170,11 +189,18 @@ impl Project {
     }
 
     pub fn kind_of(&self, name: &str) -> Option<Kind> {
-        self.targets().into_iter().find(|(n, _)| n == name).map(|(_, k)| k)
+        self.targets()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, k)| k)
     }
 
     pub fn defaults(&self) -> Params {
-        self.file.params.iter().map(|(k, v)| (k.clone(), v.text())).collect()
+        self.file
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.text()))
+            .collect()
     }
 
     /// The param sets to build: the defaults with `--set`s, or with
@@ -185,9 +211,14 @@ impl Project {
         let known: Vec<String> = base.keys().cloned().collect();
         let mut pinned = BTreeSet::new();
         for s in sets {
-            let (k, v) = s.split_once('=').ok_or_else(|| ProjectError::BadSet(s.clone()))?;
+            let (k, v) = s
+                .split_once('=')
+                .ok_or_else(|| ProjectError::BadSet(s.clone()))?;
             if !base.contains_key(k) {
-                return Err(ProjectError::UnknownParam { name: k.to_string(), known });
+                return Err(ProjectError::UnknownParam {
+                    name: k.to_string(),
+                    known,
+                });
             }
             base.insert(k.to_string(), v.to_string());
             pinned.insert(k.to_string());
@@ -200,31 +231,43 @@ impl Project {
             if key == "exclude" || pinned.contains(key) {
                 continue;
             }
-            let values = values.as_array().ok_or_else(|| ProjectError::Invalid(format!("matrix `{key}` must be a list")))?;
+            let values = values
+                .as_array()
+                .ok_or_else(|| ProjectError::Invalid(format!("matrix `{key}` must be a list")))?;
             let values: Vec<String> = values.iter().map(toml_text).collect();
             combos = combos
                 .into_iter()
-                .flat_map(|c| values.iter().map(move |v| {
-                    let mut c = c.clone();
-                    c.insert(key.clone(), v.clone());
-                    c
-                }))
+                .flat_map(|c| {
+                    values.iter().map(move |v| {
+                        let mut c = c.clone();
+                        c.insert(key.clone(), v.clone());
+                        c
+                    })
+                })
                 .collect();
         }
         let excludes: Vec<BTreeMap<String, String>> = match self.file.matrix.get("exclude") {
             None => Vec::new(),
             Some(v) => v
                 .as_array()
-                .ok_or_else(|| ProjectError::Invalid("matrix `exclude` must be a list of tables".into()))?
+                .ok_or_else(|| {
+                    ProjectError::Invalid("matrix `exclude` must be a list of tables".into())
+                })?
                 .iter()
                 .map(|t| {
                     t.as_table()
                         .map(|t| t.iter().map(|(k, v)| (k.clone(), toml_text(v))).collect())
-                        .ok_or_else(|| ProjectError::Invalid("matrix `exclude` entries must be tables".into()))
+                        .ok_or_else(|| {
+                            ProjectError::Invalid("matrix `exclude` entries must be tables".into())
+                        })
                 })
                 .collect::<Result<_, _>>()?,
         };
-        combos.retain(|c| !excludes.iter().any(|ex| ex.iter().all(|(k, v)| c.get(k) == Some(v))));
+        combos.retain(|c| {
+            !excludes
+                .iter()
+                .any(|ex| ex.iter().all(|(k, v)| c.get(k) == Some(v)))
+        });
         Ok(combos)
     }
 
@@ -234,7 +277,10 @@ impl Project {
         let names: Vec<String> = self.targets().into_iter().map(|(n, _)| n).collect();
         for w in wanted {
             if !names.contains(w) {
-                return Err(ProjectError::UnknownTarget { name: w.clone(), known: names.clone() });
+                return Err(ProjectError::UnknownTarget {
+                    name: w.clone(),
+                    known: names.clone(),
+                });
             }
         }
         let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
@@ -242,7 +288,11 @@ impl Project {
             let node = self.node(&name, kind, params, &names)?;
             nodes.insert(name, node);
         }
-        let roots: Vec<String> = if wanted.is_empty() { names.clone() } else { wanted.to_vec() };
+        let roots: Vec<String> = if wanted.is_empty() {
+            names.clone()
+        } else {
+            wanted.to_vec()
+        };
         let mut order = Vec::new();
         let mut done = BTreeSet::new();
         for r in &roots {
@@ -251,7 +301,13 @@ impl Project {
         Ok(order.into_iter().map(|n| nodes[&n].clone()).collect())
     }
 
-    fn node(&self, name: &str, kind: Kind, params: &Params, targets: &[String]) -> Result<Node, ProjectError> {
+    fn node(
+        &self,
+        name: &str,
+        kind: Kind,
+        params: &Params,
+        targets: &[String],
+    ) -> Result<Node, ProjectError> {
         let template = match kind {
             Kind::Image => Some(&self.file.image[name].dockerfile),
             Kind::Artifact => Some(&self.file.artifact[name].dockerfile),
@@ -263,10 +319,19 @@ impl Project {
             Some(t) => {
                 let text = template::render_file(&self.dir, t, params)?;
                 deps = references(&self.dir.join(t), &text, targets, name);
-                Some(RenderedDockerfile { template: t.clone(), text })
+                Some(RenderedDockerfile {
+                    template: t.clone(),
+                    text,
+                })
             }
         };
-        Ok(Node { name: name.to_string(), kind, params: params.clone(), deps, dockerfile })
+        Ok(Node {
+            name: name.to_string(),
+            kind,
+            params: params.clone(),
+            deps,
+            dockerfile,
+        })
     }
 
     pub fn image(&self, name: &str) -> &ImageDef {
@@ -293,7 +358,13 @@ fn toml_text(v: &toml::Value) -> String {
     }
 }
 
-fn visit(nodes: &BTreeMap<String, Node>, at: &str, stack: &mut Vec<String>, done: &mut BTreeSet<String>, order: &mut Vec<String>) -> Result<(), ProjectError> {
+fn visit(
+    nodes: &BTreeMap<String, Node>,
+    at: &str,
+    stack: &mut Vec<String>,
+    done: &mut BTreeSet<String>,
+    order: &mut Vec<String>,
+) -> Result<(), ProjectError> {
     if done.contains(at) {
         return Ok(());
     }
@@ -316,7 +387,9 @@ fn visit(nodes: &BTreeMap<String, Node>, at: &str, stack: &mut Vec<String>, done
 /// `RUN --mount from=`, other than its own stages. A Dockerfile that does
 /// not parse names none here; its build reports the error.
 fn references(path: &Path, text: &str, targets: &[String], own: &str) -> Vec<String> {
-    let Ok(df) = crate::frontend::parse(path, text) else { return Vec::new() };
+    let Ok(df) = crate::frontend::parse(path, text) else {
+        return Vec::new();
+    };
     let stage_names: BTreeSet<String> = df.stages.iter().filter_map(|s| s.name.clone()).collect();
     let mut found = BTreeSet::new();
     let mut consider = |name: &str| {
@@ -335,7 +408,10 @@ fn references(path: &Path, text: &str, targets: &[String], own: &str) -> Vec<Str
                 }
                 crate::frontend::Instruction::Run(r) => {
                     for m in &r.mounts {
-                        if let Ok(crate::frontend::mount::MountSpec::Bind { from: Some(f), .. }) = crate::frontend::mount::parse_mount(m) {
+                        if let Ok(crate::frontend::mount::MountSpec::Bind {
+                            from: Some(f), ..
+                        }) = crate::frontend::mount::parse_mount(m)
+                        {
                             consider(&f);
                         }
                     }

@@ -15,7 +15,11 @@ pub struct TemplateError {
 }
 
 /// Renders the template at `name` (relative to `root`).
-pub fn render_file(root: &Path, name: &str, params: &BTreeMap<String, String>) -> Result<String, TemplateError> {
+pub fn render_file(
+    root: &Path,
+    name: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<String, TemplateError> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
@@ -25,14 +29,22 @@ pub fn render_file(root: &Path, name: &str, params: &BTreeMap<String, String>) -
 }
 
 /// Renders a template string (a tag, a suite, a URL) from `kiln.toml`.
-pub fn render_str(origin: &str, text: &str, params: &BTreeMap<String, String>) -> Result<String, TemplateError> {
+pub fn render_str(
+    origin: &str,
+    text: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<String, TemplateError> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.render_str(text, params).map_err(|e| convert(origin, &e))
+    env.render_str(text, params)
+        .map_err(|e| convert(origin, &e))
 }
 
 fn convert(fallback: &str, e: &minijinja::Error) -> TemplateError {
-    let mut message = e.detail().map(String::from).unwrap_or_else(|| e.kind().to_string());
+    let mut message = e
+        .detail()
+        .map(String::from)
+        .unwrap_or_else(|| e.kind().to_string());
     if e.kind() == minijinja::ErrorKind::TemplateNotFound {
         message = format!("template not found: {}", e.detail().unwrap_or(""));
     }
@@ -55,24 +67,46 @@ mod tests {
     fn includes_and_variables() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("fragments")).unwrap();
-        std::fs::write(t.path().join("fragments/apt.Dockerfile"), "RUN aptinstall x\n").unwrap();
-        std::fs::write(t.path().join("a.Dockerfile"), "FROM debian:{{ debian }}\n{% include \"fragments/apt.Dockerfile\" %}").unwrap();
-        assert_eq!(render_file(t.path(), "a.Dockerfile", &params()).unwrap(), "FROM debian:bookworm\nRUN aptinstall x\n");
+        std::fs::write(
+            t.path().join("fragments/apt.Dockerfile"),
+            "RUN aptinstall x\n",
+        )
+        .unwrap();
+        std::fs::write(
+            t.path().join("a.Dockerfile"),
+            "FROM debian:{{ debian }}\n{% include \"fragments/apt.Dockerfile\" %}",
+        )
+        .unwrap();
+        assert_eq!(
+            render_file(t.path(), "a.Dockerfile", &params()).unwrap(),
+            "FROM debian:bookworm\nRUN aptinstall x\n"
+        );
     }
 
     #[test]
     fn undefined_variables_name_file_and_line() {
         let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("b.Dockerfile"), "FROM x\n\nRUN echo {{ pyton }}\n").unwrap();
+        std::fs::write(
+            t.path().join("b.Dockerfile"),
+            "FROM x\n\nRUN echo {{ pyton }}\n",
+        )
+        .unwrap();
         let e = render_file(t.path(), "b.Dockerfile", &params()).unwrap_err();
         assert_eq!((e.file.as_str(), e.line), ("b.Dockerfile", 3));
         assert!(e.message.contains("undefined"), "{}", e.message);
         let e = render_file(t.path(), "missing.Dockerfile", &params()).unwrap_err();
         assert!(e.message.contains("not found"), "{}", e.message);
-        std::fs::write(t.path().join("c.Dockerfile"), "{% include \"nope.Dockerfile\" %}\n").unwrap();
+        std::fs::write(
+            t.path().join("c.Dockerfile"),
+            "{% include \"nope.Dockerfile\" %}\n",
+        )
+        .unwrap();
         let e = render_file(t.path(), "c.Dockerfile", &params()).unwrap_err();
         assert!(e.message.contains("nope.Dockerfile"), "{}", e.message);
-        assert_eq!(render_str("tags", "py:{{debian}}", &params()).unwrap(), "py:bookworm");
+        assert_eq!(
+            render_str("tags", "py:{{debian}}", &params()).unwrap(),
+            "py:bookworm"
+        );
         assert!(render_str("tags", "py:{{nope}}", &params()).is_err());
     }
 }
