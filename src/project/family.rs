@@ -61,12 +61,12 @@ fn store_name(
     let what = format!("{} `{}`", node.kind.label(), node.name);
     let identity: serde_json::Value = match node.kind {
         Kind::Source => {
-            let sha = project.source(&node.name).sha256.to_ascii_lowercase();
+            let sha = source_sha(project, node)?;
             return Ok(format!("kiln-source/{}:{}", node.name, &sha[..16]));
         }
         Kind::Base => {
             let d = project.base(&node.name);
-            let r = |v: &String| render(&what, v, params);
+            let r = |v: &String| -> anyhow::Result<String> { Ok(project.render(&what, v, params)?) };
             serde_json::json!({
                 "suite": d.suite.as_ref().map(r).transpose()?,
                 "variant": r(&d.variant)?,
@@ -107,6 +107,16 @@ fn store_name(
         node.name,
         &digest[7..23]
     ))
+}
+
+/// A source's sha256 (hex, lowercase), rendered and checked.
+fn source_sha(project: &Project, node: &Node) -> anyhow::Result<String> {
+    let what = format!("source `{}`", node.name);
+    let sha = project.render(&what, &project.source(&node.name).sha256, &node.params)?.to_ascii_lowercase();
+    if !super::is_sha256_hex(&sha) {
+        return Err(ProjectError::Invalid(format!("{what}: sha256 `{sha}` is not 64 hex digits")).into());
+    }
+    Ok(sha)
 }
 
 /// Expands params and graphs into jobs; every input error surfaces here,
@@ -158,9 +168,6 @@ pub fn jobs(project: &Project, opts: &FamilyOptions) -> anyhow::Result<Vec<Job>>
     Ok(jobs)
 }
 
-fn render(what: &str, text: &str, params: &Params) -> anyhow::Result<String> {
-    Ok(template::render_str(what, text, params)?)
-}
 
 /// Builds every job, `jobs` at a time; a failure stops its dependents
 /// while the others go on.
@@ -251,25 +258,25 @@ fn build_job(
             let desc = match (&def.suite, &def.rootfs) {
                 (Some(suite), _) => {
                     let opts = crate::bases::DebianOptions {
-                        suite: render(&what, suite, params)?,
-                        variant: render(&what, &def.variant, params)?,
+                        suite: project.render(&what, suite, params)?,
+                        variant: project.render(&what, &def.variant, params)?,
                         components: def.components.clone(),
                         include: def
                             .include
                             .iter()
-                            .map(|i| render(&what, i, params))
-                            .collect::<anyhow::Result<_>>()?,
+                            .map(|i| project.render(&what, i, params))
+                            .collect::<Result<_, _>>()?,
                         mirror: def
                             .mirror
                             .as_ref()
-                            .map(|m| render(&what, m, params))
+                            .map(|m| project.render(&what, m, params))
                             .transpose()?,
                         extra: Vec::new(),
                     };
                     crate::bases::bootstrap_debian(store, &opts, &job.store_name)?
                 }
                 (None, Some(rootfs)) => {
-                    let path = project.dir.join(render(&what, rootfs, params)?);
+                    let path = project.dir.join(project.render(&what, rootfs, params)?);
                     crate::bases::import_rootfs(
                         store,
                         &path,
@@ -290,7 +297,7 @@ fn build_job(
             if node.kind == Kind::Artifact {
                 let def = project.artifact(&node.name);
                 let out = match &def.output {
-                    Some(o) => render(&format!("output of artifact `{}`", node.name), o, params)?,
+                    Some(o) => project.render(&format!("output of artifact `{}`", node.name), o, params)?,
                     None => format!("out/{}", node.name),
                 };
                 write_files(store, &job.store_name, &project.dir.join(out))?;
@@ -332,20 +339,20 @@ fn build_options(project: &Project, job: &Job, no_cache: bool) -> anyhow::Result
     Ok(BuildOptions {
         dockerfile: project.dir.join(template),
         dockerfile_text: node.dockerfile.as_ref().map(|d| d.text.clone()),
-        context: project.dir.join(render(&what, context, params)?),
+        context: project.dir.join(project.render(&what, context, params)?),
         tags,
         target: target
             .as_ref()
-            .map(|t| render(&what, t, params))
+            .map(|t| project.render(&what, t, params))
             .transpose()?,
         build_args: args
             .iter()
-            .map(|(k, v)| Ok((k.clone(), render(&what, v, params)?)))
+            .map(|(k, v)| Ok((k.clone(), project.render(&what, v, params)?)))
             .collect::<anyhow::Result<_>>()?,
         aliases: job.aliases.clone(),
         labels: labels
             .iter()
-            .map(|(k, v)| Ok((k.clone(), render(&what, v, params)?)))
+            .map(|(k, v)| Ok((k.clone(), project.render(&what, v, params)?)))
             .collect::<anyhow::Result<_>>()?,
         host_ca: project.file.build.host_ca,
         no_cache,
@@ -364,13 +371,13 @@ fn fetch_source(
 ) -> anyhow::Result<String> {
     let def = project.source(&node.name);
     let what = format!("source `{}`", node.name);
-    let expected = format!("sha256:{}", def.sha256.to_ascii_lowercase());
+    let expected = format!("sha256:{}", source_sha(project, node)?);
     let ws = store.tempdir()?;
     let dir = ws.path().join("files");
     std::fs::create_dir(&dir)?;
     let (location, digest) = match (&def.url, &def.path) {
         (Some(url), _) => {
-            let url = render(&what, url, &node.params)?;
+            let url = project.render(&what, url, &node.params)?;
             let file = def
                 .filename
                 .clone()
@@ -380,7 +387,7 @@ fn fetch_source(
             (url, got)
         }
         (None, Some(path)) => {
-            let path = project.dir.join(render(&what, path, &node.params)?);
+            let path = project.dir.join(project.render(&what, path, &node.params)?);
             let file = def.filename.clone().unwrap_or_else(|| {
                 path.file_name()
                     .map_or("source".into(), |f| f.to_string_lossy().into_owned())
@@ -711,9 +718,9 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
                 let def = project.base(name);
                 let tar = match (&def.suite, &def.rootfs) {
                     (Some(suite), _) => {
-                        let suite = render(&what, suite, params)?;
+                        let suite = project.render(&what, suite, params)?;
                         let mirror = match &def.mirror {
-                            Some(m) => render(&what, m, params)?,
+                            Some(m) => project.render(&what, m, params)?,
                             None => "\"${MIRROR:?set MIRROR to a Debian mirror URL}\"".to_string(),
                         };
                         script.push_str(&format!(
@@ -731,7 +738,7 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
                         format!("{name}.rootfs.tar")
                     }
                     (None, Some(rootfs)) => {
-                        let path = project.dir.join(render(&what, rootfs, params)?);
+                        let path = project.dir.join(project.render(&what, rootfs, params)?);
                         let rel = relative_to(dir, &path);
                         let parent = relative_to(dir, path.parent().unwrap_or(Path::new(".")));
                         let file = path
@@ -756,7 +763,7 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
                 let def = project.source(name);
                 let text = match (&def.url, &def.path) {
                     (Some(url), _) => {
-                        let url = render(&what, url, params)?;
+                        let url = project.render(&what, url, params)?;
                         let file = def.filename.clone().unwrap_or_else(|| {
                             url.rsplit('/').next().unwrap_or("source").to_string()
                         });
@@ -767,7 +774,7 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
                         )
                     }
                     (None, Some(path)) => {
-                        let path = project.dir.join(render(&what, path, params)?);
+                        let path = project.dir.join(project.render(&what, path, params)?);
                         let file = path
                             .file_name()
                             .map(|f| f.to_string_lossy().into_owned())

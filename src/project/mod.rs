@@ -72,6 +72,8 @@ pub struct Project {
     pub dir: PathBuf,
     pub path: PathBuf,
     pub file: ProjectFile,
+    /// The `[data]` files, parsed.
+    pub data: BTreeMap<String, serde_json::Value>,
 }
 
 /// One target with one set of params, ready to build.
@@ -122,11 +124,19 @@ impl Project {
                 message: e.message().to_string(),
             }
         })?;
-        let project = Project {
-            dir: dir.to_path_buf(),
-            path: path.to_path_buf(),
-            file,
-        };
+        let mut data = BTreeMap::new();
+        for (name, file) in &file.data {
+            let p = dir.join(file);
+            let text = std::fs::read_to_string(&p).map_err(|source| ProjectError::Read { path: p.clone(), source })?;
+            let value = serde_json::from_str(&text).map_err(|e| ProjectError::Parse {
+                path: p.clone(),
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            })?;
+            data.insert(name.clone(), value);
+        }
+        let project = Project { dir: dir.to_path_buf(), path: path.to_path_buf(), file, data };
         project.validate(text)?;
         Ok(project)
     }
@@ -160,7 +170,7 @@ impl Project {
                     at(&format!("[source.{name}]"))
                 )));
             }
-            if source.sha256.len() != 64 || !source.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !source.sha256.contains("{{") && !is_sha256_hex(&source.sha256) {
                 return Err(ProjectError::Invalid(format!(
                     "{}: source `{name}`: sha256 must be 64 hex digits",
                     at(&format!("[source.{name}]"))
@@ -193,6 +203,30 @@ impl Project {
             .into_iter()
             .find(|(n, _)| n == name)
             .map(|(_, k)| k)
+    }
+
+    /// What templates see: the params, the `[data]` files, and
+    /// `apt_mirror`, the host's Debian mirror (never written in a project).
+    pub fn template_context(&self, params: &Params) -> serde_json::Value {
+        let mut ctx = serde_json::Map::new();
+        if let Ok(m) = crate::bases::apt_sources::host_mirror() {
+            ctx.insert("apt_mirror".into(), m.trim_end_matches('/').into());
+        }
+        for (k, v) in &self.data {
+            ctx.insert(k.clone(), v.clone());
+        }
+        for (k, v) in params {
+            ctx.insert(k.clone(), v.clone().into());
+        }
+        serde_json::Value::Object(ctx)
+    }
+
+    /// Renders a templated string from kiln.toml.
+    pub fn render(&self, what: &str, text: &str, params: &Params) -> Result<String, TemplateError> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_string());
+        }
+        template::render_str(what, text, &self.template_context(params))
     }
 
     pub fn defaults(&self) -> Params {
@@ -317,7 +351,7 @@ impl Project {
         let dockerfile = match template {
             None => None,
             Some(t) => {
-                let text = template::render_file(&self.dir, t, params)?;
+                let text = template::render_file(&self.dir, t, &self.template_context(params))?;
                 deps = references(&self.dir.join(t), &text, targets, name);
                 Some(RenderedDockerfile {
                     template: t.clone(),
@@ -349,6 +383,10 @@ impl Project {
     pub fn source(&self, name: &str) -> &SourceDef {
         &self.file.source[name]
     }
+}
+
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn toml_text(v: &toml::Value) -> String {

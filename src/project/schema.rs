@@ -35,6 +35,10 @@ pub struct ProjectFile {
     pub matrix: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub build: BuildSettings,
+    /// JSON files whose contents templates see under these names
+    /// (`versions = "versions.json"` → `{{ versions["3.11.2"].sha256 }}`).
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
     #[serde(default)]
     pub base: BTreeMap<String, BaseDef>,
     #[serde(default)]

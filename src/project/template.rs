@@ -1,7 +1,6 @@
 //! Dockerfile templates: minijinja with strict undefined, the project's
 //! folder as the include root, params as variables.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use minijinja::{Environment, UndefinedBehavior};
@@ -18,7 +17,7 @@ pub struct TemplateError {
 pub fn render_file(
     root: &Path,
     name: &str,
-    params: &BTreeMap<String, String>,
+    params: &impl serde::Serialize,
 ) -> Result<String, TemplateError> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -32,7 +31,7 @@ pub fn render_file(
 pub fn render_str(
     origin: &str,
     text: &str,
-    params: &BTreeMap<String, String>,
+    params: &impl serde::Serialize,
 ) -> Result<String, TemplateError> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -57,6 +56,8 @@ fn convert(fallback: &str, e: &minijinja::Error) -> TemplateError {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn params() -> BTreeMap<String, String> {

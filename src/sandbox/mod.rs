@@ -118,8 +118,9 @@ pub fn run(spec: &Spec, scratch: &Path, output: Stdio3<'_>) -> anyhow::Result<i3
     let spec_path = scratch.join("spec.json");
     std::fs::write(&spec_path, serde_json::to_vec(spec)?)
         .with_context(|| format!("writing `{}`", spec_path.display()))?;
-    let exe = std::env::current_exe().context("finding the kiln executable")?;
-    let mut cmd = Command::new(exe);
+    // /proc/self/exe runs this very binary even if it was replaced on disk
+    // while the build ran.
+    let mut cmd = Command::new("/proc/self/exe");
     cmd.arg(helper::SUBCOMMAND).arg(&spec_path);
     match output {
         Stdio3::Inherit => {
