@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
-use super::{Kind, Node, Params, Project, ProjectError, template};
+use super::{Kind, Node, Params, Project, ProjectError};
 use crate::engine::{self, BuildOptions, Progress, StepRecord, StepStatus};
 use crate::store::Store;
 
@@ -74,6 +74,7 @@ fn store_name(
                 "include": d.include.iter().map(r).collect::<anyhow::Result<Vec<_>>>()?,
                 "mirror": d.mirror.as_ref().map(r).transpose()?,
                 "rootfs": d.rootfs.as_ref().map(r).transpose()?,
+                "dpkgopt": d.dpkgopt,
             })
         }
         Kind::Image | Kind::Artifact => {
@@ -149,7 +150,7 @@ pub fn jobs(project: &Project, opts: &FamilyOptions) -> anyhow::Result<Vec<Job>>
                     .tags
                     .iter()
                     .map(|t| {
-                        template::render_str(&format!("tags of image `{}`", node.name), t, &params)
+                        project.render(&format!("tags of image `{}`", node.name), t, &params)
                     })
                     .collect::<Result<_, _>>()?,
                 _ => Vec::new(),
@@ -236,6 +237,34 @@ pub fn build(
         .collect())
 }
 
+/// Every FROM must name a stage, a project target, `scratch` or an image
+/// already in the store: checked for all targets before any is built.
+fn check_bases(store: &Store, project: &Project, all: &[Job]) -> anyhow::Result<()> {
+    for job in all {
+        let Some(d) = &job.node.dockerfile else { continue };
+        let df = crate::frontend::parse(&project.dir.join(&d.template), &d.text)?;
+        let stages: Vec<String> = df.stages.iter().filter_map(|s| s.name.clone()).collect();
+        for stage in &df.stages {
+            let base = &stage.base;
+            let known = base.contains('$')
+                || base.eq_ignore_ascii_case("scratch")
+                || stages.contains(&base.to_ascii_lowercase())
+                || job.aliases.contains_key(base)
+                || store.resolve(base).is_ok();
+            if !known {
+                return Err(ProjectError::Invalid(format!(
+                    "{}: FROM `{base}` names no stage, no target of {} and no image in the store (rendered from {})",
+                    stage.loc,
+                    project.path.display(),
+                    d.template
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn build_job(
     store: &Store,
     project: &Project,
@@ -271,7 +300,7 @@ fn build_job(
                             .as_ref()
                             .map(|m| project.render(&what, m, params))
                             .transpose()?,
-                        extra: Vec::new(),
+                        extra: def.dpkgopt.iter().map(|o| format!("--dpkgopt={o}")).collect(),
                     };
                     crate::bases::bootstrap_debian(store, &opts, &job.store_name)?
                 }

@@ -72,6 +72,9 @@ pub struct BaseDef {
     pub include: Vec<String>,
     /// Default: the host's apt sources.
     pub mirror: Option<String>,
+    /// dpkg options for the bootstrap (`path-exclude=/usr/share/doc/*`).
+    #[serde(default)]
+    pub dpkgopt: Vec<String>,
     pub rootfs: Option<String>,
 }
 

@@ -35,8 +35,13 @@ pub fn render_str(
 ) -> Result<String, TemplateError> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.render_str(text, params)
-        .map_err(|e| convert(origin, &e))
+    env.render_str(text, params).map_err(|e| {
+        let mut err = convert(origin, &e);
+        // A one-line string from kiln.toml: name its origin, show it.
+        err.file = origin.to_string();
+        err.message = format!("{} in `{text}`", err.message);
+        err
+    })
 }
 
 fn convert(fallback: &str, e: &minijinja::Error) -> TemplateError {
@@ -109,5 +114,14 @@ mod tests {
             "py:bookworm"
         );
         assert!(render_str("tags", "py:{{nope}}", &params()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod data_tests {
+    #[test]
+    fn json_data_is_indexable() {
+        let ctx = serde_json::json!({"versions": {"3.11.2": {"minor": "3.11"}}, "python": "3.11.2"});
+        assert_eq!(super::render_str("t", "{{ versions[python].minor }}", &ctx).unwrap(), "3.11");
     }
 }
