@@ -66,7 +66,8 @@ fn store_name(
         }
         Kind::Base => {
             let d = project.base(&node.name);
-            let r = |v: &String| -> anyhow::Result<String> { Ok(project.render(&what, v, params)?) };
+            let r =
+                |v: &String| -> anyhow::Result<String> { Ok(project.render(&what, v, params)?) };
             serde_json::json!({
                 "suite": d.suite.as_ref().map(r).transpose()?,
                 "variant": r(&d.variant)?,
@@ -113,9 +114,13 @@ fn store_name(
 /// A source's sha256 (hex, lowercase), rendered and checked.
 fn source_sha(project: &Project, node: &Node) -> anyhow::Result<String> {
     let what = format!("source `{}`", node.name);
-    let sha = project.render(&what, &project.source(&node.name).sha256, &node.params)?.to_ascii_lowercase();
+    let sha = project
+        .render(&what, &project.source(&node.name).sha256, &node.params)?
+        .to_ascii_lowercase();
     if !super::is_sha256_hex(&sha) {
-        return Err(ProjectError::Invalid(format!("{what}: sha256 `{sha}` is not 64 hex digits")).into());
+        return Err(
+            ProjectError::Invalid(format!("{what}: sha256 `{sha}` is not 64 hex digits")).into(),
+        );
     }
     Ok(sha)
 }
@@ -149,9 +154,7 @@ pub fn jobs(project: &Project, opts: &FamilyOptions) -> anyhow::Result<Vec<Job>>
                     .image(&node.name)
                     .tags
                     .iter()
-                    .map(|t| {
-                        project.render(&format!("tags of image `{}`", node.name), t, &params)
-                    })
+                    .map(|t| project.render(&format!("tags of image `{}`", node.name), t, &params))
                     .collect::<Result<_, _>>()?,
                 _ => Vec::new(),
             };
@@ -169,7 +172,6 @@ pub fn jobs(project: &Project, opts: &FamilyOptions) -> anyhow::Result<Vec<Job>>
     Ok(jobs)
 }
 
-
 /// Builds every job, `jobs` at a time; a failure stops its dependents
 /// while the others go on.
 pub fn build(
@@ -179,6 +181,7 @@ pub fn build(
     progress: &Progress,
 ) -> anyhow::Result<Vec<Outcome>> {
     let all = jobs(project, opts)?;
+    check_bases(store, project, &all)?;
     let width = opts.jobs.max(1);
     let mut results: Vec<Option<Result<String, String>>> = vec![None; all.len()];
     let mut started = vec![false; all.len()];
@@ -241,7 +244,9 @@ pub fn build(
 /// already in the store: checked for all targets before any is built.
 fn check_bases(store: &Store, project: &Project, all: &[Job]) -> anyhow::Result<()> {
     for job in all {
-        let Some(d) = &job.node.dockerfile else { continue };
+        let Some(d) = &job.node.dockerfile else {
+            continue;
+        };
         let df = crate::frontend::parse(&project.dir.join(&d.template), &d.text)?;
         let stages: Vec<String> = df.stages.iter().filter_map(|s| s.name.clone()).collect();
         for stage in &df.stages {
@@ -300,7 +305,11 @@ fn build_job(
                             .as_ref()
                             .map(|m| project.render(&what, m, params))
                             .transpose()?,
-                        extra: def.dpkgopt.iter().map(|o| format!("--dpkgopt={o}")).collect(),
+                        extra: def
+                            .dpkgopt
+                            .iter()
+                            .map(|o| format!("--dpkgopt={o}"))
+                            .collect(),
                     };
                     crate::bases::bootstrap_debian(store, &opts, &job.store_name)?
                 }
@@ -326,7 +335,9 @@ fn build_job(
             if node.kind == Kind::Artifact {
                 let def = project.artifact(&node.name);
                 let out = match &def.output {
-                    Some(o) => project.render(&format!("output of artifact `{}`", node.name), o, params)?,
+                    Some(o) => {
+                        project.render(&format!("output of artifact `{}`", node.name), o, params)?
+                    }
                     None => format!("out/{}", node.name),
                 };
                 write_files(store, &job.store_name, &project.dir.join(out))?;

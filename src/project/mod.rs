@@ -127,7 +127,10 @@ impl Project {
         let mut data = BTreeMap::new();
         for (name, file) in &file.data {
             let p = dir.join(file);
-            let text = std::fs::read_to_string(&p).map_err(|source| ProjectError::Read { path: p.clone(), source })?;
+            let text = std::fs::read_to_string(&p).map_err(|source| ProjectError::Read {
+                path: p.clone(),
+                source,
+            })?;
             let value = serde_json::from_str(&text).map_err(|e| ProjectError::Parse {
                 path: p.clone(),
                 line: e.line(),
@@ -136,7 +139,12 @@ impl Project {
             })?;
             data.insert(name.clone(), value);
         }
-        let project = Project { dir: dir.to_path_buf(), path: path.to_path_buf(), file, data };
+        let project = Project {
+            dir: dir.to_path_buf(),
+            path: path.to_path_buf(),
+            file,
+            data,
+        };
         project.validate(text)?;
         Ok(project)
     }

@@ -121,7 +121,11 @@ mod tests {
 mod data_tests {
     #[test]
     fn json_data_is_indexable() {
-        let ctx = serde_json::json!({"versions": {"3.11.2": {"minor": "3.11"}}, "python": "3.11.2"});
-        assert_eq!(super::render_str("t", "{{ versions[python].minor }}", &ctx).unwrap(), "3.11");
+        let ctx =
+            serde_json::json!({"versions": {"3.11.2": {"minor": "3.11"}}, "python": "3.11.2"});
+        assert_eq!(
+            super::render_str("t", "{{ versions[python].minor }}", &ctx).unwrap(),
+            "3.11"
+        );
     }
 }
