@@ -88,6 +88,12 @@ pub fn bootstrap_debian(
         .arg(format!("--variant={}", opts.variant))
         .arg("--format=tar")
         .arg(format!("--components={}", opts.components.join(",")));
+    // Merged /usr made by mmdebstrap itself, as debian:* images are, rather
+    // than by the usrmerge package, which drags perl into the image.
+    let merged_usr = Path::new("/usr/share/mmdebstrap/hooks/maybe-merged-usr");
+    if merged_usr.is_dir() {
+        cmd.arg(format!("--hook-dir={}", merged_usr.display()));
+    }
     if !opts.include.is_empty() {
         cmd.arg(format!("--include={}", opts.include.join(",")));
     }
