@@ -208,22 +208,7 @@ pub fn build(
             "warning: build argument `{unused}` was not consumed by any ARG"
         ));
     }
-    let ignore = step::dockerignore(&opts.context, &opts.dockerfile)?;
-    let mut engine = Engine {
-        store,
-        opts,
-        progress,
-        ignore,
-        built: BTreeMap::new(),
-        steps_run: 0,
-        steps_cached: 0,
-        dry_run: false,
-        records: Vec::new(),
-    };
-    for stage in &plan.stages {
-        let built = engine.build_stage(stage, &plan)?;
-        engine.built.insert(stage.index, built);
-    }
+    let mut engine = Engine::run(store, opts, progress, &plan, false)?;
     let mut target = engine.built.remove(&plan.target).expect("target built");
     target.config.config.labels.extend(opts.labels.clone());
     let manifest_digest = match &opts.output {
@@ -254,22 +239,7 @@ pub fn explain(
     progress: &Progress,
 ) -> anyhow::Result<Vec<StepRecord>> {
     let (_df, plan) = prepare(store, opts)?;
-    let ignore = step::dockerignore(&opts.context, &opts.dockerfile)?;
-    let mut engine = Engine {
-        store,
-        opts,
-        progress,
-        ignore,
-        built: BTreeMap::new(),
-        steps_run: 0,
-        steps_cached: 0,
-        dry_run: true,
-        records: Vec::new(),
-    };
-    for stage in &plan.stages {
-        let built = engine.build_stage(stage, &plan)?;
-        engine.built.insert(stage.index, built);
-    }
+    let engine = Engine::run(store, opts, progress, &plan, true)?;
     Ok(engine.records)
 }
 
@@ -284,6 +254,36 @@ struct Engine<'a> {
     /// Plan only: compute keys and look them up, run nothing.
     dry_run: bool,
     records: Vec<StepRecord>,
+}
+
+impl<'a> Engine<'a> {
+    /// Builds (or with `dry_run`, only keys and looks up) every planned
+    /// stage in order.
+    fn run(
+        store: &'a Store,
+        opts: &'a BuildOptions,
+        progress: &'a Progress,
+        plan: &BuildPlan,
+        dry_run: bool,
+    ) -> anyhow::Result<Engine<'a>> {
+        let ignore = step::dockerignore(&opts.context, &opts.dockerfile)?;
+        let mut engine = Engine {
+            store,
+            opts,
+            progress,
+            ignore,
+            built: BTreeMap::new(),
+            steps_run: 0,
+            steps_cached: 0,
+            dry_run,
+            records: Vec::new(),
+        };
+        for stage in &plan.stages {
+            let built = engine.build_stage(stage, plan)?;
+            engine.built.insert(stage.index, built);
+        }
+        Ok(engine)
+    }
 }
 
 fn key_of(parts: &[(String, String)]) -> String {
@@ -320,16 +320,7 @@ impl Engine<'_> {
             img.manifest.layers.len(),
             img.config.rootfs.diff_ids.len()
         );
-        let layers = img
-            .manifest
-            .layers
-            .iter()
-            .zip(&img.config.rootfs.diff_ids)
-            .map(|(blob, diff_id)| LayerRef {
-                diff_id: diff_id.clone(),
-                blob: blob.clone(),
-            })
-            .collect();
+        let layers = img.layers();
         Ok(BuiltStage {
             key: img.manifest_descriptor.digest.clone(),
             layers,
@@ -485,16 +476,7 @@ pub fn run_image(
     if argv.is_empty() {
         anyhow::bail!("image `{name}` has no CMD or ENTRYPOINT; give a command after `--`");
     }
-    let layers: Vec<LayerRef> = img
-        .manifest
-        .layers
-        .iter()
-        .zip(&img.config.rootfs.diff_ids)
-        .map(|(b, d)| LayerRef {
-            diff_id: d.clone(),
-            blob: b.clone(),
-        })
-        .collect();
+    let layers = img.layers();
     let mut env = c.env.clone();
     if c.env_get("PATH").is_none() {
         env.push(format!("PATH={}", plan::DEFAULT_PATH));

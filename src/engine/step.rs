@@ -44,10 +44,15 @@ pub fn dockerignore(context: &Path, dockerfile: &Path) -> anyhow::Result<String>
 /// The identity of what a `from` names: a built stage's key or an image's
 /// manifest digest.
 fn source_identity(engine: &Engine<'_>, from: &SourceRef) -> anyhow::Result<String> {
+    Ok(source_stage(engine, from)?.map_or_else(|| "context".to_string(), |s| s.key))
+}
+
+/// What `--from` names, as a built stage; `None` for the context.
+fn source_stage(engine: &Engine<'_>, from: &SourceRef) -> anyhow::Result<Option<BuiltStage>> {
     Ok(match from {
-        SourceRef::Context => "context".to_string(),
-        SourceRef::Stage(i) => engine.built[i].key.clone(),
-        SourceRef::Image(name) => engine.image(name)?.key,
+        SourceRef::Context => None,
+        SourceRef::Stage(i) => Some(engine.built[i].clone()),
+        SourceRef::Image(name) => Some(engine.image(name)?),
     })
 }
 
@@ -182,11 +187,9 @@ fn layer_dirs(store: &Store, layers: &[LayerRef]) -> anyhow::Result<Vec<PathBuf>
 }
 
 fn layers_of(engine: &Engine<'_>, from: &SourceRef) -> anyhow::Result<Vec<LayerRef>> {
-    Ok(match from {
-        SourceRef::Context => Vec::new(),
-        SourceRef::Stage(i) => engine.built[i].layers.clone(),
-        SourceRef::Image(name) => engine.image(name)?.layers,
-    })
+    Ok(source_stage(engine, from)?
+        .map(|s| s.layers)
+        .unwrap_or_default())
 }
 
 /// Runs a RUN or COPY step and commits its layer.

@@ -459,16 +459,7 @@ fn fetch_source(
 /// An artifact's files, written next to `dest` and renamed into place.
 fn write_files(store: &Store, image: &str, dest: &Path) -> anyhow::Result<()> {
     let img = store.resolve(image)?;
-    let layers: Vec<crate::store::LayerRef> = img
-        .manifest
-        .layers
-        .iter()
-        .zip(&img.config.rootfs.diff_ids)
-        .map(|(b, d)| crate::store::LayerRef {
-            diff_id: d.clone(),
-            blob: b.clone(),
-        })
-        .collect();
+    let layers = img.layers();
     let parent = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
     let tmp = tempfile::Builder::new()

@@ -59,6 +59,21 @@ pub struct StoredImage {
     pub config: ImageConfig,
 }
 
+impl StoredImage {
+    /// The image's layers, bottom first, each with its blob and diff_id.
+    pub fn layers(&self) -> Vec<LayerRef> {
+        self.manifest
+            .layers
+            .iter()
+            .zip(&self.config.rootfs.diff_ids)
+            .map(|(blob, diff_id)| LayerRef {
+                diff_id: diff_id.clone(),
+                blob: blob.clone(),
+            })
+            .collect()
+    }
+}
+
 /// A layer as the engine carries it: enough to find its blob and its
 /// unpacked directory.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
