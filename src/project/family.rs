@@ -747,6 +747,9 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
         match node.kind {
             Kind::Base => {
                 let def = project.base(name);
+                script.push_str(&format!(
+                    "if ! $BUILDAH inspect --type image {name} >/dev/null 2>&1; then\n"
+                ));
                 let tar = match (&def.suite, &def.rootfs) {
                     (Some(suite), _) => {
                         let suite = project.render(&what, suite, params)?;
@@ -755,9 +758,10 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
                             None => "\"${MIRROR:?set MIRROR to a Debian mirror URL}\"".to_string(),
                         };
                         script.push_str(&format!(
-                            "mmdebstrap --variant={} --components={} {}--format=tar {suite} {name}.rootfs.tar {mirror}\n",
+                            "mmdebstrap --hook-dir=/usr/share/mmdebstrap/hooks/maybe-merged-usr --variant={} --components={} {}{}--format=tar {suite} {name}.rootfs.tar {mirror}\n",
                             def.variant,
                             def.components.join(","),
+                            def.dpkgopt.iter().map(|o| format!("--dpkgopt={} ", shell_quote(o))).collect::<String>(),
                             if def.include.is_empty() { String::new() } else { format!("--include={} ", def.include.join(",")) }
                         ));
                         // Docker users start from the upstream image.
@@ -786,7 +790,7 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
                     (None, None) => bail!("{what} has neither suite nor rootfs"),
                 };
                 script.push_str(&format!(
-                    "c=$($BUILDAH from scratch)\n$BUILDAH add \"$c\" {} /\n$BUILDAH config --cmd /bin/sh \"$c\"\n$BUILDAH commit -q \"$c\" {name} >/dev/null\n$BUILDAH rm \"$c\" >/dev/null\n",
+                    "c=$($BUILDAH from scratch)\n$BUILDAH add \"$c\" {} /\n$BUILDAH config --cmd /bin/sh \"$c\"\n$BUILDAH commit -q \"$c\" {name} >/dev/null\n$BUILDAH rm \"$c\" >/dev/null\nfi\n",
                     shell_quote(&tar)
                 ));
             }
@@ -799,10 +803,15 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
                             url.rsplit('/').next().unwrap_or("source").to_string()
                         });
                         target.insert("context".into(), ".".into());
-                        format!(
-                            "FROM scratch\nADD --checksum=sha256:{} {url} /{file}\n",
-                            def.sha256
-                        )
+                        let sha = source_sha(project, node)?;
+                        // buildah 1.28 lacks ADD --checksum: the script
+                        // fetches and checks, then adds the file.
+                        script.push_str(&format!(
+                            "if ! $BUILDAH inspect --type image {name} >/dev/null 2>&1; then\ncurl -fsSL -o {name}.source {url_q}\necho '{sha}  {name}.source' | sha256sum -c --quiet\nmkdir -p {name}.dir && mv {name}.source {name}.dir/{file_q}\nc=$($BUILDAH from scratch)\n$BUILDAH add \"$c\" {name}.dir/{file_q} /{file_q}\n$BUILDAH commit -q \"$c\" {name} >/dev/null\n$BUILDAH rm \"$c\" >/dev/null\nfi\n",
+                            url_q = shell_quote(&url),
+                            file_q = shell_quote(&file),
+                        ));
+                        format!("FROM scratch\nADD --checksum=sha256:{sha} {url} /{file}\n")
                     }
                     (None, Some(path)) => {
                         let path = project.dir.join(project.render(&what, path, params)?);
@@ -822,11 +831,13 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
                 let file = format!("{name}.Dockerfile");
                 std::fs::write(dir.join(&file), &text)?;
                 target.insert("dockerfile".into(), file.clone().into());
-                let ctx = target["context"].as_str().unwrap_or(".").to_string();
-                script.push_str(&format!(
-                    "$BUILDAH bud -q --layers -t {name} -f {file} {} >/dev/null\n",
-                    shell_quote(&ctx)
-                ));
+                if def.url.is_none() {
+                    let ctx = target["context"].as_str().unwrap_or(".").to_string();
+                    script.push_str(&format!(
+                        "$BUILDAH bud -q --layers -t {name} -f {file} {} >/dev/null\n",
+                        shell_quote(&ctx)
+                    ));
+                }
             }
             Kind::Image | Kind::Artifact => {
                 let opts = build_options(project, job, false)?;
