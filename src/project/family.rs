@@ -904,3 +904,83 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
     std::fs::set_permissions(&script_path, std::fs::Permissions::from_mode(0o755))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(inputs: &[(&str, &str)]) -> StepRecord {
+        StepRecord {
+            stage: "s".into(),
+            index: 0,
+            text: "RUN x".into(),
+            key: String::new(),
+            inputs: inputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            status: StepStatus::WillRun,
+        }
+    }
+
+    #[test]
+    fn explanations_name_what_changed() {
+        let last = TargetRecord {
+            params: Params::new(),
+            steps: vec![step(&[
+                ("parent", "p1"),
+                ("env PYTHON", "3.11.2"),
+                ("file src/", "d1"),
+                ("env OLD", "x"),
+            ])],
+        };
+        let now = step(&[
+            ("parent", "p2"),
+            ("env PYTHON", "3.13.5"),
+            ("file src/", "d2"),
+            ("env NEW", "y"),
+        ]);
+        let reasons = why(&now, Some(&last));
+        assert!(
+            reasons.contains(&"an earlier step or the base changed".to_string()),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.contains(&"env PYTHON changed: `3.11.2` → `3.13.5`".to_string()),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.contains(&"file src/ changed".to_string()),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.contains(&"env NEW is new (`y`)".to_string()),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.contains(&"env OLD was removed".to_string()),
+            "{reasons:?}"
+        );
+        assert_eq!(why(&now, None), ["this target was never built"]);
+        let same = step(&[
+            ("parent", "p1"),
+            ("env PYTHON", "3.11.2"),
+            ("file src/", "d1"),
+            ("env OLD", "x"),
+        ]);
+        assert!(why(&same, Some(&last))[0].contains("no longer in the cache"));
+    }
+
+    #[test]
+    fn long_values_are_cut_around_the_difference() {
+        let a = format!("{}plain{}", "x".repeat(100), "y".repeat(100));
+        let b = format!("{}fancy{}", "x".repeat(100), "y".repeat(100));
+        let (o, n) = around_difference(&a, &b);
+        assert!(
+            o.starts_with('…') && o.contains("plain") && o.ends_with('…'),
+            "{o}"
+        );
+        assert!(n.contains("fancy"), "{n}");
+        assert!(o.chars().count() < 70);
+    }
+}
