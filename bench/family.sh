@@ -30,7 +30,7 @@ bah_family() {
     $kiln render -C "$work/stack" -o "$work/rendered" python --set optimize=false "$@" >/dev/null
     sh "$work/rendered/build-with-buildah.sh"
 }
-measure() { local t0; t0=$(now); "$@"; elapsed "$t0" "$(now)"; }
+measure() { local t0; t0=$(now); "$@" >/dev/null; elapsed "$t0" "$(now)"; }
 
 k_cold=$(measure kiln_family)
 b_cold=$(measure bah_family)

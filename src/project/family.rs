@@ -790,7 +790,7 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
                     (None, None) => bail!("{what} has neither suite nor rootfs"),
                 };
                 script.push_str(&format!(
-                    "c=$($BUILDAH from scratch)\n$BUILDAH add \"$c\" {} /\n$BUILDAH config --cmd /bin/sh \"$c\"\n$BUILDAH commit -q \"$c\" {name} >/dev/null\n$BUILDAH rm \"$c\" >/dev/null\nfi\n",
+                    "c=$($BUILDAH from scratch)\n$BUILDAH add \"$c\" {} / >/dev/null\n$BUILDAH config --cmd /bin/sh \"$c\"\n$BUILDAH commit -q \"$c\" {name} >/dev/null\n$BUILDAH rm \"$c\" >/dev/null\nfi\n",
                     shell_quote(&tar)
                 ));
             }
@@ -807,7 +807,7 @@ fn render_one(project: &Project, jobs: &[&Job], dir: &Path) -> anyhow::Result<()
                         // buildah 1.28 lacks ADD --checksum: the script
                         // fetches and checks, then adds the file.
                         script.push_str(&format!(
-                            "if ! $BUILDAH inspect --type image {name} >/dev/null 2>&1; then\ncurl -fsSL -o {name}.source {url_q}\necho '{sha}  {name}.source' | sha256sum -c --quiet\nmkdir -p {name}.dir && mv {name}.source {name}.dir/{file_q}\nc=$($BUILDAH from scratch)\n$BUILDAH copy \"$c\" {name}.dir/{file_q} /{file_q}\n$BUILDAH commit -q \"$c\" {name} >/dev/null\n$BUILDAH rm \"$c\" >/dev/null\nfi\n",
+                            "if ! $BUILDAH inspect --type image {name} >/dev/null 2>&1; then\ncurl -fsSL -o {name}.source {url_q}\necho '{sha}  {name}.source' | sha256sum -c --quiet\nmkdir -p {name}.dir && mv {name}.source {name}.dir/{file_q}\nc=$($BUILDAH from scratch)\n$BUILDAH copy \"$c\" {name}.dir/{file_q} /{file_q} >/dev/null\n$BUILDAH commit -q \"$c\" {name} >/dev/null\n$BUILDAH rm \"$c\" >/dev/null\nfi\n",
                             url_q = shell_quote(&url),
                             file_q = shell_quote(&file),
                         ));
