@@ -457,11 +457,26 @@ fn fetch_source(
 }
 
 /// An artifact's files, written next to `dest` and renamed into place.
+/// Skipped when `dest` already holds this very image's files (the store
+/// remembers which manifest it last wrote where).
 fn write_files(store: &Store, image: &str, dest: &Path) -> anyhow::Result<()> {
     let img = store.resolve(image)?;
     let layers = img.layers();
     let parent = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
+    let marker = store.state_dir().join("outputs").join(
+        crate::digest::sha256_of(
+            std::fs::canonicalize(parent)?
+                .join(dest.file_name().unwrap_or_default())
+                .as_os_str()
+                .as_encoded_bytes(),
+        )
+        .trim_start_matches("sha256:"),
+    );
+    let digest = img.manifest_descriptor.digest.clone();
+    if dest.is_dir() && std::fs::read_to_string(&marker).is_ok_and(|m| m == digest) {
+        return Ok(());
+    }
     let tmp = tempfile::Builder::new()
         .prefix(".kiln-out-")
         .tempdir_in(parent)?;
@@ -470,6 +485,8 @@ fn write_files(store: &Store, image: &str, dest: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(dest).with_context(|| format!("replacing `{}`", dest.display()))?;
     }
     std::fs::rename(tmp.keep(), dest).with_context(|| format!("writing `{}`", dest.display()))?;
+    std::fs::create_dir_all(marker.parent().expect("outputs dir"))?;
+    store.write_atomic(&marker, digest.as_bytes())?;
     Ok(())
 }
 
@@ -490,13 +507,14 @@ fn record_path(store: &Store, name: &str) -> PathBuf {
 fn record(store: &Store, name: &str, params: &Params, steps: &[StepRecord]) -> anyhow::Result<()> {
     let path = record_path(store, name);
     std::fs::create_dir_all(path.parent().expect("records dir"))?;
-    store.write_atomic(
-        &path,
-        &serde_json::to_vec(&TargetRecord {
-            params: params.clone(),
-            steps: steps.to_vec(),
-        })?,
-    )?;
+    let bytes = serde_json::to_vec(&TargetRecord {
+        params: params.clone(),
+        steps: steps.to_vec(),
+    })?;
+    if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    store.write_atomic(&path, &bytes)?;
     Ok(())
 }
 

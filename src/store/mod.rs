@@ -339,12 +339,16 @@ impl Store {
         let name = crate::image::normalize_reference(name);
         let _guard = self.index_lock()?;
         let mut index = self.index()?;
+        let mut d = manifest.clone();
+        d.annotations
+            .insert(crate::image::ANNOTATION_REF_NAME.to_string(), name.clone());
+        // A rebuild that changed nothing rewrites nothing.
+        if index.manifests.contains(&d) {
+            return Ok(());
+        }
         index
             .manifests
             .retain(|d| d.annotations.get(crate::image::ANNOTATION_REF_NAME) != Some(&name));
-        let mut d = manifest.clone();
-        d.annotations
-            .insert(crate::image::ANNOTATION_REF_NAME.to_string(), name);
         index.manifests.push(d);
         self.write_index(&index)?;
         Ok(())
