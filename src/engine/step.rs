@@ -217,15 +217,7 @@ pub fn execute(
     }
     let (network, action, _locks) = match &step.kind {
         StepKind::Run(run) => {
-            let (hosts, resolv) = sandbox::network_files(&ws.path("files"), &hostname)?;
-            for (file, target) in [(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")] {
-                let at = mountpoints::ensure(&lowers, &placeholder, target, Kind::File)?;
-                mounts.push(Mount::Bind {
-                    source: file,
-                    target: at,
-                    readonly: true,
-                });
-            }
+            mounts.extend(network_mounts(&ws, &lowers, &hostname)?);
             let locks = run_mounts(engine, &mut ws, &lowers, run, &mut views, &mut mounts)?;
             let mut env = run.env.clone();
             env.extend(run.proxy_env.iter().cloned());
@@ -540,6 +532,26 @@ pub fn export_local(store: &Store, layers: &[LayerRef], dest: &Path) -> anyhow::
     Ok(())
 }
 
+/// Read-only copies of the host's `/etc/hosts` and `/etc/resolv.conf`
+/// for a process, at mountpoints the image may lack.
+fn network_mounts(
+    ws: &Workspace,
+    lowers: &[PathBuf],
+    hostname: &str,
+) -> anyhow::Result<Vec<Mount>> {
+    let (hosts, resolv) = sandbox::network_files(&ws.path("files"), hostname)?;
+    let mut mounts = Vec::new();
+    for (file, target) in [(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")] {
+        let at = mountpoints::ensure(lowers, &ws.path("placeholder"), target, Kind::File)?;
+        mounts.push(Mount::Bind {
+            source: file,
+            target: at,
+            readonly: true,
+        });
+    }
+    Ok(mounts)
+}
+
 /// Runs a process over `layers` with a throwaway upper directory.
 pub fn run_ephemeral(
     store: &Store,
@@ -558,16 +570,7 @@ pub fn run_ephemeral(
     ] {
         mountpoints::ensure(&lowers, &placeholder, path, kind)?;
     }
-    let (hosts, resolv) = sandbox::network_files(&ws.path("files"), &hostname)?;
-    let mut mounts = Vec::new();
-    for (file, target) in [(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")] {
-        let at = mountpoints::ensure(&lowers, &placeholder, target, Kind::File)?;
-        mounts.push(Mount::Bind {
-            source: file,
-            target: at,
-            readonly: true,
-        });
-    }
+    let mounts = network_mounts(&ws, &lowers, &hostname)?;
     let mut all = vec![placeholder];
     all.extend(lowers);
     let spec = Spec {
