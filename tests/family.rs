@@ -66,12 +66,9 @@ labels = {{ "org.example.flavour" = "{{{{ flavour }}}}" }}
 }
 
 fn family(store: &TestStore, dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = store.cmd();
-    cmd.arg("-C").arg(dir).args(args);
-    // -C is a subcommand flag: put it after the subcommand.
+    // -C is a subcommand flag: it goes after the subcommand.
     let mut full = store.cmd();
     full.arg(args[0]).arg("-C").arg(dir).args(&args[1..]);
-    drop(cmd);
     full.output().unwrap()
 }
 

@@ -100,6 +100,11 @@ fn list_tar(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Unpacks a layer tar into `dst` as an overlay lower directory.
+fn unpack_layer(bytes: &[u8], dst: &Path) {
+    unpack(bytes, &Root::open(dst).unwrap(), &[], Flavor::Overlay).unwrap();
+}
+
 fn tar_of(root: &Path, epoch: Option<i64>) -> Vec<u8> {
     let mut out = Vec::new();
     write_tar(root, &mut out, epoch).unwrap();
@@ -113,13 +118,7 @@ fn roundtrip(fixture: &str) -> (Vec<String>, String) {
     fs::create_dir(&dst).unwrap();
     make_tree(&src, fixture);
     let bytes = tar_of(&src, None);
-    unpack(
-        bytes.as_slice(),
-        &Root::open(&dst).unwrap(),
-        &[],
-        Flavor::Overlay,
-    )
-    .unwrap();
+    unpack_layer(&bytes, &dst);
     assert_eq!(
         describe(&src),
         describe(&dst),
@@ -191,13 +190,7 @@ fn capabilities_travel_as_pax_xattrs() {
     ];
     xattr::set(src.join("ping"), "security.capability", &cap).unwrap();
     let bytes = tar_of(&src, None);
-    unpack(
-        bytes.as_slice(),
-        &Root::open(&dst).unwrap(),
-        &[],
-        Flavor::Overlay,
-    )
-    .unwrap();
+    unpack_layer(&bytes, &dst);
     assert_eq!(
         xattr::get(dst.join("ping"), "security.capability")
             .unwrap()
